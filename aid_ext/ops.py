@@ -79,9 +79,12 @@ def _empty_like(x: Tensor) -> Tensor:
 
 
 def _same_shape(x: Tensor, *others: Tensor | None) -> None:
+    """The fake kernels' version of the C++ checks on image arguments: shape, dtype, device."""
     for t in others:
         if t is not None:
-            torch._check(t.shape == x.shape, lambda: f"aid_ext: expected shape {tuple(x.shape)}, got {tuple(t.shape)}")
+            torch._check_value(t.shape == x.shape, lambda: f"aid_ext: expected shape {tuple(x.shape)}, got {tuple(t.shape)}")
+            torch._check_type(t.dtype == x.dtype, lambda: f"aid_ext: expected dtype {x.dtype}, got {t.dtype}")
+            torch._check_value(t.device == x.device, lambda: f"aid_ext: argument is on {t.device} but x is on {x.device}")
 
 
 @torch.library.register_fake("aid_ext::edm_scale_input")
@@ -128,16 +131,16 @@ def _(x, mask, y, sigma, z=None):
 # ---- autograd: every op is affine in its image arguments, so each gradient is the ------
 # incoming gradient times a coefficient (per sample, times m or 1 − m where a mask acts).
 
-def _save(ctx, x: Tensor, **coefs: Tensor | None) -> None:
-    """Keep the per-sample coefficients as [B, 1, 1, 1] in x's accumulation dtype."""
-    ctx.dtype = x.dtype
+def _save(ctx, x: Tensor, mask: Tensor | None = None, **coefs: Tensor | None) -> None:
+    """Keep the mask, and the per-sample coefficients as [B, 1, 1, 1] in x's accumulation dtype."""
+    ctx.dtype, ctx.mask = x.dtype, mask
     for name, t in coefs.items():
         setattr(ctx, name, None if t is None else per_sample(t, x))
 
 
 def _grad(ctx, i: int, g: Tensor, coef) -> Tensor | None:
     """g·coef in the accumulation dtype, cast back; None where input i needs no gradient."""
-    if not ctx.needs_input_grad[i]:
+    if i >= len(ctx.needs_input_grad) or not ctx.needs_input_grad[i]:
         return None
     return (g.to(coef.dtype if isinstance(coef, Tensor) else g.dtype) * coef).to(ctx.dtype)
 

@@ -43,11 +43,11 @@ def _project(v: Tensor, mask: Tensor, y: Tensor, s: Tensor, z: Tensor | None) ->
     return mask * known + (1 - mask) * v
 
 
-def edm_scale_input(x: Tensor, sigma: Tensor, sigma_data: float) -> Tensor:
+def edm_scale_input(x: Tensor, sigma: Tensor, sigma_data: float = 0.5) -> Tensor:
     return (c_in(per_sample(sigma, x), sigma_data) * _a(x, x)).to(x.dtype)
 
 
-def edm_denoise(x: Tensor, F: Tensor, sigma: Tensor, sigma_data: float, u: Tensor | None = None) -> Tensor:
+def edm_denoise(x: Tensor, F: Tensor, sigma: Tensor, sigma_data: float = 0.5, u: Tensor | None = None) -> Tensor:
     s = per_sample(sigma, x)
     D = c_skip(s, sigma_data) * _a(x, x) + c_out(s, sigma_data) * _a(F, x)
     if u is not None:
