@@ -87,7 +87,7 @@ def edm_ddim_step(x, denoised, sigma, sigma_next, eta, z=None, mask=None, y=None
         x0 = x0 + w * _a(mask, x) * (_a(y, x) - x0)
     v = x0 + (1 - e * e).sqrt() * (sn / s) * (xa - x0)
     if z is not None:
-        v = v + e * sn * _a(z, x)
+        v = v + (e * sn) * _a(z, x)
     if g is not None:
         v = v + (1.0 if g_scale is None else per_sample(g_scale, x)) * _a(g, x)
     return v.to(x.dtype)

@@ -9,6 +9,7 @@
 #include <torch/library.h>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 #include "checks.h"
 #include "kernels.h"
 
@@ -23,6 +24,18 @@ using namespace aid::step;
 
 #define AID_DISPATCH(x, op, ...) \
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, (x).scalar_type(), op, __VA_ARGS__)
+
+// Calls f with one compile-time presence tag (kern::Has) per flag: yes/no where the backend
+// specializes its loops (CPU), runtime everywhere otherwise (CUDA). Flags are "tensor given".
+template <bool kSpecialize, class F> void with_presence(F&& f) { f(); }
+template <bool kSpecialize, class F, class... B> void with_presence(F&& f, bool first, B... rest) {
+  using kern::Has;
+  auto next = [&](auto tag) { with_presence<kSpecialize>([&](auto... tags) { f(tag, tags...); }, rest...); };
+  if constexpr (!kSpecialize) next(std::integral_constant<Has, Has::runtime>{});
+  else if (first) next(std::integral_constant<Has, Has::yes>{});
+  else next(std::integral_constant<Has, Has::no>{});
+}
+#define AID_HAS(tag) decltype(tag)::value
 
 template <class T> struct Coef {  // a per-sample coefficient kept alive for the launch
   Tensor storage;
@@ -61,9 +74,11 @@ Tensor edm_denoise(const Tensor& x, const Tensor& F, const Tensor& sigma, double
   AID_DISPATCH(x, op, [&] {
     using T = at::opmath_type<scalar_t>;
     auto s = coef<T>(im, "sigma", sigma);
-    bad = Backend::run(im.layout(), kern::Denoise<scalar_t, T>{out.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc),
-                                                                 cptr<scalar_t>(Fc), cptr<scalar_t>(uc), s.view,
-                                                                 T(sigma_data)}, x);
+    with_presence<Backend::kSpecialize>([&](auto U) {
+      bad = Backend::run(im.layout(), kern::Denoise<scalar_t, T, AID_HAS(U)>{
+          out.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc), cptr<scalar_t>(Fc), {cptr<scalar_t>(uc)}, s.view,
+          T(sigma_data)}, x);
+    }, uc.defined());
   });
   report(op, bad, {{kSigma, "'sigma' must be >= 0"}});
   return out;
@@ -78,7 +93,9 @@ struct ProjArgs {
     TORCH_CHECK_VALUE(mask.has_value() || !z_.has_value(), "aid_ext.", op,
                       ": argument 'z' (projection noise) is only meaningful with 'mask' and 'y'");
   }
-  template <class S, class T> kern::Projection<S, T> view() const { return {cptr<S>(m), cptr<S>(y), cptr<S>(z)}; }
+  template <class S, class T, kern::Has M, kern::Has Z> kern::Projection<S, T, M, Z> view() const {
+    return {{cptr<S>(m)}, {cptr<S>(y)}, {cptr<S>(z)}};
+  }
 };
 
 constexpr const char* kMaskRange = "'mask' values must lie in [0, 1] (1 = known pixel, 0 = hole)";
@@ -96,10 +113,11 @@ std::tuple<Tensor, Tensor> edm_euler_step(const Tensor& x, const Tensor& D, cons
   AID_DISPATCH(x, op, [&] {
     using T = at::opmath_type<scalar_t>;
     auto s = coef<T>(im, "sigma", sigma), sn = coef<T>(im, "sigma_next", sigma_next);
-    bad = Backend::run(im.layout(),
-                       kern::EulerStep<scalar_t, T>{x_next.mutable_data_ptr<scalar_t>(), d.mutable_data_ptr<scalar_t>(),
-                                                    cptr<scalar_t>(xc), cptr<scalar_t>(Dc), cptr<scalar_t>(uc),
-                                                    p.view<scalar_t, T>(), s.view, sn.view}, x);
+    with_presence<Backend::kSpecialize>([&](auto U, auto M, auto Z) {
+      bad = Backend::run(im.layout(), kern::EulerStep<scalar_t, T, AID_HAS(U), AID_HAS(M), AID_HAS(Z)>{
+          x_next.mutable_data_ptr<scalar_t>(), d.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc), cptr<scalar_t>(Dc),
+          {cptr<scalar_t>(uc)}, p.view<scalar_t, T, AID_HAS(M), AID_HAS(Z)>(), s.view, sn.view}, x);
+    }, uc.defined(), p.m.defined(), p.z.defined());
   });
   report(op, bad, {{kSigma, "'sigma' must be > 0 (the slope divides by it)"},
                    {kSigmaNext, "'sigma_next' must be >= 0"}, {kMask, kMaskRange}});
@@ -120,10 +138,12 @@ Tensor edm_heun_correct(const Tensor& x, const Tensor& d, const Tensor& x_pred, 
   AID_DISPATCH(x, op, [&] {
     using T = at::opmath_type<scalar_t>;
     auto s = coef<T>(im, "sigma", sigma), sn = coef<T>(im, "sigma_next", sigma_next);
-    bad = Backend::run(im.layout(),
-                       kern::HeunCorrect<scalar_t, T>{x_next.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc),
-                                                      cptr<scalar_t>(dc), cptr<scalar_t>(xpc), cptr<scalar_t>(Dpc),
-                                                      cptr<scalar_t>(uc), p.view<scalar_t, T>(), s.view, sn.view}, x);
+    with_presence<Backend::kSpecialize>([&](auto U, auto M, auto Z) {
+      bad = Backend::run(im.layout(), kern::HeunCorrect<scalar_t, T, AID_HAS(U), AID_HAS(M), AID_HAS(Z)>{
+          x_next.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc), cptr<scalar_t>(dc), cptr<scalar_t>(xpc),
+          cptr<scalar_t>(Dpc), {cptr<scalar_t>(uc)}, p.view<scalar_t, T, AID_HAS(M), AID_HAS(Z)>(), s.view,
+          sn.view}, x);
+    }, uc.defined(), p.m.defined(), p.z.defined());
   });
   report(op, bad, {{kSigma, "'sigma' must be >= 0"},
                    {kSigmaNext, "'sigma_next' must be > 0 (the corrector's slope divides by it; skip the "
@@ -151,11 +171,12 @@ Tensor edm_ddim_step(const Tensor& x, const Tensor& D, const Tensor& sigma, cons
     using T = at::opmath_type<scalar_t>;
     auto s = coef<T>(im, "sigma", sigma), sn = coef<T>(im, "sigma_next", sigma_next), e = coef<T>(im, "eta", eta),
          w = coef_or<T>(im, "dc_weight", weight, 1.0), k = coef_or<T>(im, "g_scale", g_scale, 1.0);
-    bad = Backend::run(im.layout(),
-                       kern::DdimStep<scalar_t, T>{x_next.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc),
-                                                   cptr<scalar_t>(Dc), cptr<scalar_t>(zc), cptr<scalar_t>(mc),
-                                                   cptr<scalar_t>(yc), cptr<scalar_t>(gc), s.view, sn.view, e.view,
-                                                   w.view, k.view}, x);
+    with_presence<Backend::kSpecialize>([&](auto Z, auto M, auto G) {
+      bad = Backend::run(im.layout(), kern::DdimStep<scalar_t, T, AID_HAS(Z), AID_HAS(M), AID_HAS(G)>{
+          x_next.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc), cptr<scalar_t>(Dc), {cptr<scalar_t>(zc)},
+          {cptr<scalar_t>(mc)}, {cptr<scalar_t>(yc)}, {cptr<scalar_t>(gc)}, s.view, sn.view, e.view, w.view, k.view},
+          x);
+    }, zc.defined(), mc.defined(), gc.defined());
   });
   report(op, bad, {{kSigma, "'sigma' must be > 0 (the step divides by it)"},
                    {kSigmaNext, "'sigma_next' must be >= 0"}, {kEta, "'eta' must lie in [0, 1]"},
@@ -191,8 +212,11 @@ Tensor mask_project(const Tensor& x, const Tensor& mask, const Tensor& y, const 
   AID_DISPATCH(x, op, [&] {
     using T = at::opmath_type<scalar_t>;
     auto s = coef<T>(im, "sigma", sigma);
-    bad = Backend::run(im.layout(), kern::MaskProject<scalar_t, T>{out.mutable_data_ptr<scalar_t>(),
-                                                                     cptr<scalar_t>(xc), p.view<scalar_t, T>(), s.view}, x);
+    with_presence<Backend::kSpecialize>([&](auto Z) {
+      bad = Backend::run(im.layout(), kern::MaskProject<scalar_t, T, AID_HAS(Z)>{
+          out.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc), p.view<scalar_t, T, kern::Has::yes, AID_HAS(Z)>(),
+          s.view}, x);
+    }, p.z.defined());
   });
   report(op, bad, {{kSigma, "'sigma' must be >= 0"}, {kMask, kMaskRange}});
   return out;

@@ -43,15 +43,16 @@ template <class T> AID_HD T project(T v, T m, T y, T s, T z) { return m * (y + s
 // null-space step; w = g/(1+ρ) is DiffPIR's proximal step for a binary mask.
 template <class T> AID_HD T data_consistency(T D, T m, T y, T w) { return D + w * m * (y - D); }
 
-// DDIM(η) in σ form: x̂0 + √(1−η²)·(σ_next/σ)·(x − x̂0) + η·σ_next·z + κ·g.
-// η = 0 and no g is the Euler step. reference: edm_ddim_step.
-template <class T> AID_HD T ddim(T x, T x0, T z, T g, T s, T sn, T eta, T kappa) {
-  return x0 + sqrt(T(1) - eta * eta) * (sn / s) * (x - x0) + eta * sn * z + kappa * g;
+// DDIM(η) in σ form: x̂0 + a·(x − x̂0) + η·σ_next·z + κ·g with a = √(1−η²)·σ_next/σ
+// (ddim_coef). η = 0 and no g is the Euler step. reference: edm_ddim_step.
+template <class T> AID_HD T ddim_coef(T s, T sn, T eta) { return sqrt(T(1) - eta * eta) * (sn / s); }
+template <class T> AID_HD T ddim(T x, T x0, T z, T g, T a, T eta_sn, T kappa) {
+  return x0 + a * (x - x0) + eta_sn * z + kappa * g;
 }
 
 // Forward noising from σ to σ_next ≥ σ: x + √(σ_next² − σ²)·z (RePaint's undo, EDM churn).
 // reference: edm_renoise.
-template <class T> AID_HD T renoise(T x, T z, T s, T sn) { return x + sqrt(sn * sn - s * s) * z; }
+template <class T> AID_HD T renoise_coef(T s, T sn) { return sqrt(sn * sn - s * s); }
 
 // Validity bits reported by the kernels; the host turns them into an error naming the argument.
 enum Bad : unsigned {
@@ -62,8 +63,13 @@ enum Bad : unsigned {
   kNoiseMissing = 16u,  // η > 0 but no noise tensor z
 };
 
-template <class T> AID_HD unsigned positive(T v, unsigned bit) { return v > T(0) ? 0u : bit; }
-template <class T> AID_HD unsigned nonnegative(T v, unsigned bit) { return v >= T(0) ? 0u : bit; }
-template <class T> AID_HD unsigned unit_interval(T v, unsigned bit) { return (v >= T(0) && v <= T(1)) ? 0u : bit; }
+// Branch-free (bitwise &, arithmetic select) so the checks do not stop vectorization.
+// NaN fails every comparison, so it is flagged too.
+template <class T> AID_HD unsigned flag_unless(bool ok, unsigned bit) { return (1u - unsigned(ok)) * bit; }
+template <class T> AID_HD unsigned positive(T v, unsigned bit) { return flag_unless<T>(v > T(0), bit); }
+template <class T> AID_HD unsigned nonnegative(T v, unsigned bit) { return flag_unless<T>(v >= T(0), bit); }
+template <class T> AID_HD unsigned unit_interval(T v, unsigned bit) {
+  return flag_unless<T>(bool(unsigned(v >= T(0)) & unsigned(v <= T(1))), bit);
+}
 
 }  // namespace aid::step

@@ -18,12 +18,13 @@ __global__ void for_each_kernel(I n, I len, I rows_per_sample, I mask_div, I mas
   unsigned local = 0;
   for (I i = I(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += I(gridDim.x) * blockDim.x) {
     const I r = i / len, j = i - r * len;
-    local |= f(int64_t(i), int64_t(r / rows_per_sample), int64_t((r / mask_div) * mask_mul + j * mask_step));
+    local |= f(int64_t(i), int64_t((r / mask_div) * mask_mul + j * mask_step), f.coefs(int64_t(r / rows_per_sample), local));
   }
   if (local) atomicOr(bad, local);
 }
 
 struct CudaBackend {
+  static constexpr bool kSpecialize = false;  // one kernel per op; optional arguments checked at run time
   template <class F> static unsigned run(const kern::Layout& L, const F& f, const at::Tensor& like) {
     const int64_t n = L.rows * L.len;
     if (n == 0) return 0;
