@@ -1,0 +1,5 @@
+"""EDM backbones (key-compatible with NVlabs/edm checkpoints) and the sampler."""
+from .networks import EDMPrecond, SongUNet
+from .sampler import edm_sigmas, nfe, sample
+
+__all__ = ["EDMPrecond", "SongUNet", "edm_sigmas", "nfe", "sample"]

@@ -1,0 +1,93 @@
+"""The EDM sampler (Karras et al. 2022, Algorithm 1 without churn) on aid_ext's fused ops,
+with optional guidance (AID's control u) and optional per-step mask projection.
+
+Per-sample seeds: every image has its own torch.Generator, so an image depends on its
+seed only, not on the batch it was drawn in. No `.item()` inside the loop.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+import aid_ext
+
+# guidance(x, sigma, denoised) -> u, the additive control of AID-METHOD.md §2 (or None).
+Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def edm_sigmas(num_steps: int, sigma_min=0.002, sigma_max=80.0, rho=7.0, device=None,
+               dtype=torch.float64) -> torch.Tensor:
+    """σ_0 > ... > σ_{N-1} on EDM's ρ-grid, then σ_N = 0: num_steps + 1 values."""
+    if num_steps < 1:
+        raise ValueError(f"edm_sigmas: num_steps must be >= 1, got {num_steps}")
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"edm_sigmas: need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    i = torch.arange(num_steps, dtype=torch.float64)
+    ramp = i / max(num_steps - 1, 1)
+    s = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return torch.cat([s, torch.zeros(1, dtype=torch.float64)]).to(device=device, dtype=dtype)
+
+
+def nfe(num_steps: int, solver: str) -> int:
+    """Backbone evaluations per image: N for Euler, 2N − 1 for Heun (no correction on the last step)."""
+    return num_steps if solver == "euler" else 2 * num_steps - 1
+
+
+def generators(seeds: Sequence[int], device) -> list[torch.Generator]:
+    return [torch.Generator(device).manual_seed(int(s)) for s in seeds]
+
+
+def randn_per_sample(gens: list[torch.Generator], shape, device, dtype=torch.float32) -> torch.Tensor:
+    """One normal draw per image from that image's own generator: [len(gens), *shape]."""
+    return torch.stack([torch.randn(shape, generator=g, device=device, dtype=dtype) for g in gens])
+
+
+def _progress(it, enabled: bool, desc: str):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm  # optional dependency, only for the progress bar
+    return tqdm(it, desc=desc, leave=False)
+
+
+@torch.no_grad()
+def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=0.002, sigma_max=80.0, rho=7.0,
+           guidance: Guidance | None = None, mask=None, y=None, class_labels=None, device=None, progress=False,
+           return_trajectory=False):
+    """Draw len(seeds) images with the deterministic EDM sampler.
+
+    net          an EDMPrecond-like callable D(x, sigma[B]) (frozen backbone).
+    guidance     u = guidance(x, sigma, D): added as Δr·u after each step (AID's control).
+    mask, y      [B, 1|C, H, W] (1 = known) and the known image: when given, the known pixels
+                 are replaced by y noised to σ_{i+1} after every step (replacement / projection),
+                 with noise from each image's generator; the last step pastes y exactly.
+    Returns x_N [B, C, H, W] float32 (and the list of states x_0..x_N if asked).
+    """
+    if solver not in ("euler", "heun"):
+        raise ValueError(f"sample: solver must be 'euler' or 'heun', got {solver!r}")
+    if (mask is None) != (y is None):
+        raise ValueError("sample: pass both mask and y (the known image), or neither")
+    device = torch.device(device or next(net.parameters()).device)
+    shape = (net.img_channels, net.img_resolution, net.img_resolution)
+    B = len(seeds)
+    if y is not None and (y.shape[0] != B or tuple(y.shape[1:]) != shape):
+        raise ValueError(f"sample: y must have shape [{B}, {', '.join(map(str, shape))}], got {list(y.shape)}")
+    gens = generators(seeds, device)
+    sigmas = edm_sigmas(num_steps, sigma_min, sigma_max, rho, device, torch.float32)
+    x = sigmas[0] * randn_per_sample(gens, shape, device)
+    D_of = lambda x_, s_: net(x_, s_, class_labels=class_labels)  # noqa: E731
+    trajectory = [x] if return_trajectory else None
+    for i in _progress(range(num_steps), progress, f"EDM {solver} sampling"):
+        s, sn = sigmas[i].expand(B), sigmas[i + 1].expand(B)
+        D = D_of(x, s)
+        u = None if guidance is None else guidance(x, s, D)
+        z = None if mask is None else randn_per_sample(gens, shape, device)
+        last = i == num_steps - 1
+        if solver == "euler" or last:
+            x, _ = aid_ext.edm_euler_step(x, D, s, sn, u=u, mask=mask, y=y, z=z)
+        else:
+            x_pred, d = aid_ext.edm_euler_step(x, D, s, sn)
+            x = aid_ext.edm_heun_correct(x, d, x_pred, D_of(x_pred, sn), s, sn, u=u, mask=mask, y=y, z=z)
+        if return_trajectory:
+            trajectory.append(x)
+    return (x, trajectory) if return_trajectory else x
