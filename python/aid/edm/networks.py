@@ -156,6 +156,9 @@ class EDMPrecond(nn.Module):
                  model_type="SongUNet",         # Class name of the underlying model.
                  **model_kwargs):               # Keyword arguments for the underlying model.
         super().__init__()
+        self.init_kwargs = dict(img_resolution=img_resolution, img_channels=img_channels, label_dim=label_dim,
+                                use_fp16=use_fp16, sigma_min=sigma_min, sigma_max=sigma_max, sigma_data=sigma_data,
+                                model_type=model_type, **model_kwargs)  # what checkpoints record
         if model_type not in MODEL_TYPES:
             raise ValueError(f"EDMPrecond: model_type must be one of {sorted(MODEL_TYPES)}, got {model_type!r}")
         self.img_resolution, self.img_channels, self.label_dim = img_resolution, img_channels, label_dim

@@ -1,0 +1,44 @@
+"""This project's checkpoints: safetensors files whose metadata holds the module's class
+and constructor arguments as JSON, written atomically (a kill never leaves half a file)."""
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+
+
+def atomic_write(path: str, write) -> None:
+    """write(tmp_path), then rename over path: readers see the old file or the new one."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_module(module: torch.nn.Module, path: str, kind: str, config: dict, extra: dict | None = None) -> None:
+    """Weights of `module` plus {aid.kind, aid.config, aid.extra} metadata."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    meta = {"aid.kind": kind, "aid.config": json.dumps(config), "aid.extra": json.dumps(extra or {})}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def read_metadata(path: str) -> tuple[str, dict, dict]:
+    """(kind, config, extra) of a checkpoint written by save_module."""
+    try:
+        with safe_open(path, "pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
+    if "aid.kind" not in meta or "aid.config" not in meta:
+        raise ValueError(f"{path}: a safetensors file without aid-ext metadata (aid.kind, aid.config)")
+    return meta["aid.kind"], json.loads(meta["aid.config"]), json.loads(meta.get("aid.extra", "{}"))
+
+
+def load_state(path: str) -> dict:
+    return load_file(path)
