@@ -97,5 +97,5 @@ def test_load_refuses_bad_files(tmp_path):
         load(str(trunc))
     other = tmp_path / "weights.bin"
     other.write_bytes(b"x")
-    with pytest.raises(ValueError, match="expected a .safetensors checkpoint"):
+    with pytest.raises(ValueError, match="expected an official EDM .pkl or a .safetensors checkpoint"):
         load(str(other))

@@ -1,4 +1,5 @@
-"""Loading EDM backbones: this project's safetensors checkpoints (config in the metadata).
+"""Loading EDM backbones: official NVlabs/edm `.pkl` snapshots (read safely, see
+pickle_loader) and this project's safetensors checkpoints (config in the metadata).
 Every loaded backbone is returned frozen: eval mode, requires_grad False."""
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 
 from ..checkpoint import load_state, read_metadata
 from .networks import EDMPrecond
+from .pickle_loader import load_edm_pickle
 
 
 def freeze(net: torch.nn.Module) -> torch.nn.Module:
@@ -15,14 +17,23 @@ def freeze(net: torch.nn.Module) -> torch.nn.Module:
 
 
 def load(path: str, device="cpu") -> EDMPrecond:
-    """A frozen EDMPrecond from a .safetensors checkpoint written by aid (save_module)."""
+    """A frozen EDMPrecond from an official EDM .pkl or a .safetensors checkpoint written by aid."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"aid.edm.load: no such file: {path}")
+    if path.endswith(".pkl"):
+        return freeze(load_edm_pickle(path)).to(device)
     if not path.endswith(".safetensors"):
-        raise ValueError(f"aid.edm.load: {path}: expected a .safetensors checkpoint written by aid")
+        raise ValueError(f"aid.edm.load: {path}: expected an official EDM .pkl or a .safetensors checkpoint")
     kind, config, _ = read_metadata(path)
     if kind != "EDMPrecond":
         raise ValueError(f"aid.edm.load: {path} holds a {kind!r}, not an EDMPrecond backbone")
     net = EDMPrecond(**config)
     net.load_state_dict(load_state(path), strict=True)
     return freeze(net).to(device)
+
+
+def convert(pkl_path: str, out_path: str) -> None:
+    """Official EDM .pkl → this project's safetensors (read once safely, never unpickled again)."""
+    from ..checkpoint import save_module
+    net = load_edm_pickle(pkl_path)
+    save_module(net, out_path, "EDMPrecond", net.init_kwargs, {"converted_from": os.path.basename(pkl_path)})
