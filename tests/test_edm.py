@@ -93,3 +93,30 @@ def test_projection_pastes_known_pixels_and_rejects_bad_arguments():
         sample(net, [0], solver="rk4")
     with pytest.raises(ValueError, match=r"y must have shape \[2, 2, 16, 16\]"):
         sample(net, [0, 1], mask=mask, y=y[:, :1])
+
+
+def test_imagenet64_adm_configuration_matches_the_papers_rounded_count():
+    """edm-imagenet-64x64-cond-adm: --arch=adm --cond=1 --augment=0; the EDM paper gives 296M parameters
+    (rounded; the exact figure is not published in the sources available here)."""
+    with torch.device("meta"):
+        net = EDMPrecond(64, 3, label_dim=1000, model_type="DhariwalUNet", model_channels=192,
+                         channel_mult=[1, 2, 3, 4], dropout=0.1)
+    count = sum(p.numel() for p in net.parameters())
+    assert round(count / 1e6) == 296, count
+    keys = net.state_dict().keys()
+    assert {"model.map_label.weight", "model.out_conv.weight", "model.enc.32x32_block0.qkv.weight"} <= set(keys)
+    assert "model.map_label.bias" not in keys
+
+
+def test_dhariwal_unet_runs_class_conditional():
+    torch.manual_seed(0)
+    net = EDMPrecond(16, 3, label_dim=10, model_type="DhariwalUNet", model_channels=32, channel_mult=[1, 2],
+                     num_blocks=1, attn_resolutions=[8]).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x, sigma = torch.randn(2, 3, 16, 16), torch.tensor([1.0, 2.0])
+    a, b = net(x, sigma, class_labels=torch.eye(10)[[0, 0]]), net(x, sigma, class_labels=torch.eye(10)[[0, 5]])
+    assert torch.equal(a[0], b[0]) and not torch.allclose(a[1], b[1])  # the label changes the output
+    with pytest.raises(ValueError, match="model_type must be one of"):
+        EDMPrecond(16, 3, model_type="UNet2DModel")

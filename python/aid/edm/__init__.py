@@ -1,6 +1,6 @@
 """EDM backbones (key-compatible with NVlabs/edm checkpoints) and the sampler."""
-from .networks import EDMPrecond, SongUNet
+from .networks import DhariwalUNet, EDMPrecond, SongUNet
 from .load import convert, load
 from .sampler import edm_sigmas, nfe, sample
 
-__all__ = ["EDMPrecond", "SongUNet", "convert", "edm_sigmas", "load", "nfe", "sample"]
+__all__ = ["DhariwalUNet", "EDMPrecond", "SongUNet", "convert", "edm_sigmas", "load", "nfe", "sample"]

@@ -142,6 +142,87 @@ class SongUNet(nn.Module):
         return aux
 
 
+class DhariwalUNet(nn.Module):
+    """The ADM U-Net of Dhariwal & Nichol 2021 as configured by EDM (edm-imagenet-64x64-cond-adm)."""
+
+    def __init__(self,
+                 img_resolution,                # Image resolution at input/output.
+                 in_channels,                   # Number of color channels at input.
+                 out_channels,                  # Number of color channels at output.
+                 label_dim=0,                   # Number of class labels, 0 = unconditional.
+                 augment_dim=0,                 # Augmentation label dimensionality, 0 = no augmentation.
+                 model_channels=192,            # Base multiplier for the number of channels.
+                 channel_mult=(1, 2, 3, 4),     # Per-resolution multipliers for the number of channels.
+                 channel_mult_emb=4,            # Multiplier for the dimensionality of the embedding vector.
+                 num_blocks=3,                  # Number of residual blocks per resolution.
+                 attn_resolutions=(32, 16, 8),  # List of resolutions with self-attention.
+                 dropout=0.10,                  # Dropout probability of intermediate activations.
+                 label_dropout=0.0):            # Dropout probability of class labels (classifier-free guidance).
+        super().__init__()
+        self.label_dropout = label_dropout
+        emb_channels = model_channels * channel_mult_emb
+        init = dict(init_mode="kaiming_uniform", init_weight=math.sqrt(1 / 3), init_bias=math.sqrt(1 / 3))
+        init_zero = dict(init_mode="kaiming_uniform", init_weight=0, init_bias=0)
+        block = dict(emb_channels=emb_channels, channels_per_head=64, dropout=dropout, init=init, init_zero=init_zero)
+
+        self.map_noise = PositionalEmbedding(model_channels)
+        self.map_augment = Linear(augment_dim, model_channels, bias=False, **init_zero) if augment_dim else None
+        self.map_layer0 = Linear(model_channels, emb_channels, **init)
+        self.map_layer1 = Linear(emb_channels, emb_channels, **init)
+        self.map_label = Linear(label_dim, emb_channels, bias=False, init_mode="kaiming_normal",
+                                init_weight=math.sqrt(label_dim)) if label_dim else None
+
+        self.enc = nn.ModuleDict()
+        cout = in_channels
+        for level, mult in enumerate(channel_mult):
+            res = img_resolution >> level
+            if level == 0:
+                cin, cout = cout, model_channels * mult
+                self.enc[f"{res}x{res}_conv"] = Conv2d(cin, cout, 3, **init)
+            else:
+                self.enc[f"{res}x{res}_down"] = UNetBlock(cout, cout, down=True, **block)
+            for idx in range(num_blocks):
+                cin, cout = cout, model_channels * mult
+                self.enc[f"{res}x{res}_block{idx}"] = UNetBlock(cin, cout, attention=res in attn_resolutions, **block)
+        skips = [b.out_channels for b in self.enc.values()]
+
+        self.dec = nn.ModuleDict()
+        for level, mult in reversed(list(enumerate(channel_mult))):
+            res = img_resolution >> level
+            if level == len(channel_mult) - 1:
+                self.dec[f"{res}x{res}_in0"] = UNetBlock(cout, cout, attention=True, **block)
+                self.dec[f"{res}x{res}_in1"] = UNetBlock(cout, cout, **block)
+            else:
+                self.dec[f"{res}x{res}_up"] = UNetBlock(cout, cout, up=True, **block)
+            for idx in range(num_blocks + 1):
+                cin, cout = cout + skips.pop(), model_channels * mult
+                self.dec[f"{res}x{res}_block{idx}"] = UNetBlock(cin, cout, attention=res in attn_resolutions, **block)
+        self.out_norm = GroupNorm(cout)
+        self.out_conv = Conv2d(cout, out_channels, 3, **init_zero)
+
+    def forward(self, x, noise_labels, class_labels=None, augment_labels=None):
+        emb = self.map_noise(noise_labels)
+        if self.map_augment is not None and augment_labels is not None:
+            emb = emb + self.map_augment(augment_labels)
+        emb = self.map_layer1(F.silu(self.map_layer0(emb)))
+        if self.map_label is not None:
+            labels = class_labels
+            if self.training and self.label_dropout:
+                keep = torch.rand([labels.shape[0], 1], device=labels.device) >= self.label_dropout
+                labels = labels * keep.to(labels.dtype)
+            emb = emb + self.map_label(labels)
+        emb = F.silu(emb)
+        skips = []
+        for block in self.enc.values():
+            x = block(x, emb) if isinstance(block, UNetBlock) else block(x)
+            skips.append(x)
+        for block in self.dec.values():
+            if x.shape[1] != block.in_channels:
+                x = torch.cat([x, skips.pop()], dim=1)
+            x = block(x, emb)
+        return self.out_conv(F.silu(self.out_norm(x)))
+
+
 class EDMPrecond(nn.Module):
     """D(x; σ) = c_skip(σ)·x + c_out(σ)·F(c_in(σ)·x, ¼ ln σ), with the scalings done by aid_ext's fused ops."""
 
@@ -183,4 +264,4 @@ class EDMPrecond(nn.Module):
         return torch.as_tensor(sigma)
 
 
-MODEL_TYPES = {"SongUNet": SongUNet}
+MODEL_TYPES = {"SongUNet": SongUNet, "DhariwalUNet": DhariwalUNet}
