@@ -70,3 +70,54 @@ def fashion_mnist(split: str = "train", resolution: int = 32, root: str | None =
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] floats to uint8 as EDM writes images: (x·127.5 + 128) clipped, truncated."""
     return (x * 127.5 + 128).clip(0, 255).to(torch.uint8)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def _decode(data: bytes, name: str) -> np.ndarray:
+    """Image bytes → uint8 [C, H, W] (grayscale as 1 channel, RGBA/palette as RGB)."""
+    import io
+
+    from PIL import Image
+    try:
+        img = Image.open(io.BytesIO(data))
+        img = img.convert("L" if img.mode in ("L", "1", "I;16", "I") else "RGB")
+    except Exception as e:  # PIL raises many types for bad files
+        raise ValueError(f"cannot decode image {name}: {e}") from e
+    a = np.asarray(img)
+    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+
+def image_dataset(path: str, max_images: int | None = None):
+    """(images [N, C, H, W] float32 in [-1, 1], labels [N] int64 or None) from a folder of images
+    or an EDM dataset zip (uncompressed PNGs, optional dataset.json with {"labels": [[name, int], ...]})."""
+    import json
+    import zipfile
+    if os.path.isdir(path):
+        names = sorted(os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs)
+
+        def read(n):
+            with open(os.path.join(path, n), "rb") as f:
+                return f.read()
+    elif zipfile.is_zipfile(path):
+        zf = zipfile.ZipFile(path)
+        names = sorted(zf.namelist())
+        read = zf.read
+    else:
+        raise FileNotFoundError(f"image_dataset: {path} is neither a folder nor a zip file")
+    images = [n for n in names if n.lower().endswith(IMAGE_SUFFIXES)][:max_images]
+    if not images:
+        raise ValueError(f"image_dataset: no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
+    arrays = [_decode(read(n), n) for n in images]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"image_dataset: images in {path} differ in shape: {sorted(shapes)[:4]}")
+    x = torch.from_numpy(np.stack(arrays)).float().div(127.5).sub(1)
+    labels = None
+    if "dataset.json" in names:
+        table = json.loads(read("dataset.json")).get("labels")
+        if table is not None:
+            by_name = {n.replace("\\", "/"): int(c) for n, c in table}
+            labels = torch.tensor([by_name[n.replace("\\", "/")] for n in images], dtype=torch.int64)
+    return x, labels
