@@ -82,3 +82,14 @@ def test_image_dataset_errors(tmp_path):
     (bad / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="cannot decode image broken.png"):
         image_dataset(str(bad))
+
+
+def test_grid_png_layout_and_values(tmp_path):
+    from aid.images import grid, save_grid
+    x = torch.linspace(-1, 1, 5).view(5, 1, 1, 1).expand(5, 1, 2, 3).contiguous()
+    g = grid(x, nrow=3)
+    assert g.shape == (1, 2 * 3 + 1, 3 * 4 + 1)
+    assert torch.equal(g[:, 1:3, 1:4], x[0]) and torch.equal(g[:, 4:6, 5:8], x[4])
+    save_grid(x, str(tmp_path / "g.png"), nrow=3, scale=2)
+    img = np.asarray(Image.open(tmp_path / "g.png"))
+    assert img.shape == (14, 26) and img[2, 2] == 0 and img[2, 10] == 64  # -1 → 0, -0.5 → 64 (EDM's rounding)
