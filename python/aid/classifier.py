@@ -18,10 +18,10 @@ BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "fm
 
 
 class FashionClassifier(nn.Module):
-    """Three conv stages (conv-BN-ReLU-pool; 16, 32, 64 channels) on [B, 1, 32, 32] in [-1, 1];
-    features() is 128-d."""
+    """Three conv stages (conv-BN-ReLU-pool; 32, 64, 128 channels) on [B, 1, 32, 32] in [-1, 1];
+    features() is 128-d. (16, 32, 64 channels reached 89.5 % test accuracy in 4 epochs: too low.)"""
 
-    def __init__(self, channels=(16, 32, 64), num_classes=10, feature_dim=128):
+    def __init__(self, channels=(32, 64, 128), num_classes=10, feature_dim=128):
         super().__init__()
         self.config = dict(channels=list(channels), num_classes=num_classes, feature_dim=feature_dim)
         layers, cin = [], 1
@@ -58,7 +58,7 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch=1000) -> fl
     return correct / len(x)
 
 
-def train_classifier(x, y, epochs=4, batch=128, lr=2e-3, seed=0, progress=True) -> FashionClassifier:
+def train_classifier(x, y, epochs=5, batch=128, lr=2e-3, seed=0, progress=True) -> FashionClassifier:
     """Adam with a cosine decay, random horizontal flips; deterministic for a seed."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -97,7 +97,7 @@ def main(argv=None):
     from .data import fashion_mnist
     p = argparse.ArgumentParser(description="Train the Fashion-MNIST feature classifier used by FD_fmnist.")
     p.add_argument("--out", default=BUNDLED)
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     x, y = fashion_mnist("train", 32)

@@ -1,0 +1,14 @@
+"""Baseline inpainting samplers on a frozen EDM backbone. Every one has the signature
+`method(net, y, mask, seeds, num_steps=..., **hyperparameters) -> (x [B, C, H, W], report)`
+with report = {"nfe": backbone forwards, "vjp": backward passes through the backbone, ...}."""
+from .ddnm import ddnm
+from .diffpir import diffpir
+from .guided import dps, pigdm
+from .paste import paste
+from .repaint import repaint, repaint_schedule
+from .replacement import replacement
+
+METHODS = {"paste": paste, "replacement": replacement, "repaint": repaint, "ddnm": ddnm, "diffpir": diffpir,
+           "dps": dps, "pigdm": pigdm}
+
+__all__ = ["METHODS", "ddnm", "diffpir", "dps", "paste", "pigdm", "repaint", "repaint_schedule", "replacement"]

@@ -1,0 +1,62 @@
+"""What every baseline sampler shares: the call signature, the σ grid, per-image noise,
+the final paste of the known pixels, and the cost report (NFE counts every backbone
+forward; a vector–Jacobian product through the backbone is counted separately as a VJP)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+import aid_ext
+
+from ..edm.sampler import _device_of, edm_sigmas, generators, randn_per_sample
+
+
+@dataclass
+class Run:
+    """The state a baseline loop works on, built by start()."""
+    net: object
+    y: torch.Tensor
+    mask: torch.Tensor
+    sigmas: torch.Tensor          # [N + 1], σ_N = 0
+    gens: list
+    nfe: int = 0
+    vjp: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def B(self) -> int:
+        return self.y.shape[0]
+
+    def noise(self) -> torch.Tensor:
+        return randn_per_sample(self.gens, tuple(self.y.shape[1:]), self.y.device)
+
+    def sigma(self, i: int) -> torch.Tensor:
+        """σ_i as a [B] tensor (the ops' per-sample convention)."""
+        return self.sigmas[i].expand(self.B)
+
+    def denoise(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        self.nfe += 1
+        return self.net(x, self.sigma(i))
+
+    def paste(self, x: torch.Tensor) -> torch.Tensor:
+        """x̂ = m⊙y + (1−m)⊙x (σ = 0 projection)."""
+        return aid_ext.mask_project(x, self.mask, self.y, torch.zeros_like(self.sigma(0)))
+
+    def report(self) -> dict:
+        return {"nfe": self.nfe, "vjp": self.vjp, **self.extra}
+
+
+def start(net, y: torch.Tensor, mask: torch.Tensor, seeds, num_steps: int, sigma_min=0.002, sigma_max=80.0,
+          rho=7.0) -> tuple[Run, torch.Tensor]:
+    """Check the inputs, build the grid and generators, and draw x_0 = σ_0·ε per image."""
+    if y.dim() != 4 or mask.dim() != 4 or mask.shape[0] != y.shape[0] or mask.shape[2:] != y.shape[2:]:
+        raise ValueError(f"baseline: y must be [B, C, H, W] and mask [B, 1, H, W]; got {list(y.shape)}, "
+                         f"{list(mask.shape)}")
+    if len(seeds) != y.shape[0]:
+        raise ValueError(f"baseline: one seed per image: {len(seeds)} seeds for {y.shape[0]} images")
+    device = _device_of(net)
+    y, mask = y.to(device, torch.float32), mask.to(device, torch.float32)
+    run = Run(net, y, mask, edm_sigmas(num_steps, sigma_min, sigma_max, rho, device, torch.float32),
+              generators(seeds, device))
+    return run, run.sigmas[0] * run.noise()

@@ -1,0 +1,18 @@
+"""DDNM (Wang et al. 2023), noiseless, in σ form: x̂0 = m⊙y + (1−m)⊙D (the null-space
+correction with A = A⁺ = m⊙), then a DDIM(η) step from x̂0. Defaults: η = 0.85, 100 steps."""
+from __future__ import annotations
+
+import torch
+
+import aid_ext
+
+from .common import start
+
+
+def ddnm(net, y, mask, seeds, num_steps=100, eta=0.85):
+    run, x = start(net, y, mask, seeds, num_steps)
+    eta_t = torch.full((run.B,), float(eta), device=x.device)
+    for i in range(num_steps):
+        x = aid_ext.edm_ddim_step(x, run.denoise(x, i), run.sigma(i), run.sigma(i + 1), eta_t, z=run.noise(),
+                                  mask=run.mask, y=run.y)
+    return run.paste(x), run.report()
