@@ -1,0 +1,111 @@
+"""AID's networks (AID-METHOD.md §5): the guidance module μ_φ (the actor, the only part
+that ships) and the critic V̂_θ.
+
+The actor sees c_in(σ)·x, y, m and (by default) the backbone's D(x; σ), with time entering
+as an embedding of c_noise(σ) = ¼ ln σ. It returns u = h/σ, where h is the network's output:
+for an Euler step adding Δr·u is the same as replacing D by D + σ·u = D + h, so h is a
+correction in image units, O(1) at every σ. The output layer is zero-initialized: training
+starts from the unguided backbone.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import aid_ext
+
+
+class NoiseEmbedding(nn.Module):
+    """Sinusoidal features of c_noise = ¼ ln σ, then a linear layer."""
+
+    def __init__(self, dim: int, freqs: int = 8):
+        super().__init__()
+        self.register_buffer("freqs", 2.0 ** torch.arange(freqs, dtype=torch.float32) * math.pi / 8)
+        self.linear = nn.Linear(2 * freqs, dim)
+
+    def forward(self, sigma: torch.Tensor) -> torch.Tensor:
+        c = (sigma.float().log() / 4)[:, None] * self.freqs
+        return F.silu(self.linear(torch.cat([c.sin(), c.cos()], dim=1)))
+
+
+class FiLMBlock(nn.Module):
+    """x + conv(SiLU(GN(x)·(1 + scale(t)) + shift(t)))."""
+
+    def __init__(self, width: int, emb: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(min(8, width // 4), width)
+        self.film = nn.Linear(emb, 2 * width)
+        self.conv = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, x, t):
+        scale, shift = self.film(t)[:, :, None, None].chunk(2, dim=1)
+        return x + self.conv(F.silu(self.norm(x) * (1 + scale) + shift))
+
+
+def _inputs(x, sigma, y, mask, denoised, sigma_data):
+    """[c_in(σ)·x, y, m(, D)]; the mask is broadcast over channels only through its own channel."""
+    parts = [aid_ext.edm_scale_input(x, sigma, sigma_data), y, mask.expand(-1, 1, -1, -1)]
+    return torch.cat(parts + ([denoised] if denoised is not None else []), dim=1)
+
+
+class GuidanceModule(nn.Module):
+    """The actor μ_φ(σ, x; y, m, D) → u, shaped like x."""
+
+    def __init__(self,
+                 img_channels: int,            # C of the backbone's images.
+                 width: int = 32,              # Hidden channels.
+                 depth: int = 2,               # Number of FiLM residual blocks.
+                 emb: int = 32,                # Noise-embedding size.
+                 use_denoised: bool = True,    # Feed the backbone's D(x; σ) to the actor (spec's default).
+                 sigma_data: float = 0.5):     # The backbone's σ_data (for c_in).
+        super().__init__()
+        self.config = dict(img_channels=img_channels, width=width, depth=depth, emb=emb, use_denoised=use_denoised,
+                           sigma_data=sigma_data)
+        self.use_denoised, self.sigma_data = use_denoised, sigma_data
+        cin = 2 * img_channels + 1 + (img_channels if use_denoised else 0)
+        self.embed = NoiseEmbedding(emb)
+        self.conv_in = nn.Conv2d(cin, width, 3, padding=1)
+        self.blocks = nn.ModuleList(FiLMBlock(width, emb) for _ in range(depth))
+        self.norm_out = nn.GroupNorm(min(8, width // 4), width)
+        self.conv_out = nn.Conv2d(width, img_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)  # u ≡ 0 at initialization: the unguided backbone
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, x, sigma, y, mask, denoised=None):
+        """x, y, denoised: [B, C, H, W]; mask [B, 1, H, W]; sigma [B]. Returns u = h/σ."""
+        if self.use_denoised and denoised is None:
+            raise ValueError("GuidanceModule: this module was built with use_denoised=True; pass denoised=D(x; σ)")
+        t = self.embed(sigma)
+        h = self.conv_in(_inputs(x, sigma, y, mask, denoised if self.use_denoised else None, self.sigma_data))
+        for block in self.blocks:
+            h = block(h, t)
+        h = self.conv_out(F.silu(self.norm_out(h)))
+        return h / sigma.view(-1, 1, 1, 1).to(h.dtype)
+
+
+class Critic(nn.Module):
+    """NN_θ(σ, x; y, m) → one scalar per image; the value is V̂ = NN_θ − λ·r (added by the trainer)."""
+
+    def __init__(self, img_channels: int, width: int = 32, emb: int = 32, sigma_data: float = 0.5):
+        super().__init__()
+        self.config = dict(img_channels=img_channels, width=width, emb=emb, sigma_data=sigma_data)
+        self.sigma_data = sigma_data
+        self.embed = NoiseEmbedding(emb)
+        self.conv0 = nn.Conv2d(2 * img_channels + 1, width, 3, padding=1)
+        self.block = FiLMBlock(width, emb)
+        self.conv1 = nn.Conv2d(width, width, 3, stride=2, padding=1)
+        self.head = nn.Sequential(nn.Linear(width + emb, width), nn.SiLU(), nn.Linear(width, 1))
+
+    def forward(self, x, sigma, y, mask):
+        t = self.embed(sigma)
+        h = self.block(self.conv0(_inputs(x, sigma, y, mask, None, self.sigma_data)), t)
+        h = F.silu(self.conv1(F.silu(h))).mean(dim=(2, 3))
+        return self.head(torch.cat([h, t], dim=1)).squeeze(1)
+
+
+def parameter_ratio(module: nn.Module, backbone: nn.Module) -> float:
+    """The module's parameter count as a fraction of the backbone's (the spec asks < 1 %)."""
+    return sum(p.numel() for p in module.parameters()) / sum(p.numel() for p in backbone.parameters())

@@ -1,0 +1,46 @@
+"""The guidance module (actor) and critic: shapes, zero start, size under 1 % of the backbones."""
+import pytest
+import torch
+
+from aid.edm import EDMPrecond, sample
+from aid.edm.train import FMNIST32
+from aid.guidance import Critic, GuidanceModule, parameter_ratio
+
+
+def test_actor_starts_at_zero_and_is_trainable():
+    actor = GuidanceModule(1)
+    x, y = torch.randn(3, 1, 8, 8), torch.randn(3, 1, 8, 8)
+    mask, sigma = (torch.rand(3, 1, 8, 8) > 0.5).float(), torch.tensor([0.1, 1.0, 50.0])
+    u = actor(x, sigma, y, mask, denoised=torch.randn_like(x))
+    assert u.shape == x.shape and torch.equal(u, torch.zeros_like(u))
+    u.sum().backward()
+    assert actor.conv_out.weight.grad.abs().sum() > 0  # the zero layer still gets a gradient
+    with pytest.raises(ValueError, match="pass denoised"):
+        actor(x, sigma, y, mask)
+    assert GuidanceModule(1, use_denoised=False)(x, sigma, y, mask).shape == x.shape
+
+
+def test_zero_initialized_actor_leaves_sampling_unguided():
+    torch.manual_seed(0)
+    net = EDMPrecond(8, 1, model_channels=8, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4]).eval()
+    actor = GuidanceModule(1)
+    y, mask = torch.zeros(2, 1, 8, 8), torch.ones(2, 1, 8, 8)
+    guided = sample(net, [0, 1], num_steps=4, guidance=lambda x, s, D: actor(x, s, y, mask, D))
+    assert torch.equal(guided, sample(net, [0, 1], num_steps=4))
+
+
+@pytest.mark.parametrize("backbone", ["bundled", "edm-ffhq-64x64"])
+def test_default_actor_is_under_one_percent_of_the_backbone(backbone):
+    with torch.device("meta"):
+        if backbone == "bundled":
+            net, actor = EDMPrecond(**FMNIST32), GuidanceModule(1)
+        else:
+            net = EDMPrecond(64, 3, augment_dim=9, model_channels=128, channel_mult=[1, 2, 2, 2])
+            actor = GuidanceModule(3)
+    assert parameter_ratio(actor, net) < 0.01
+
+
+def test_critic_gives_one_value_per_image():
+    critic = Critic(3)
+    v = critic(torch.randn(5, 3, 8, 8), torch.rand(5) + 0.1, torch.randn(5, 3, 8, 8), torch.ones(5, 1, 8, 8))
+    assert v.shape == (5,) and torch.isfinite(v).all()
