@@ -1,0 +1,149 @@
+"""The AID trainer: continuous-time actor–critic on the randomized (Gaussian) control
+problem, exactly the loop of AID-METHOD.md §5. The backbone is never differentiated.
+
+Per iteration, for a minibatch (x0, m), y = m⊙x0:
+  rollout   A_k = μ_φ(σ_k, X_k) + σ_λ·ξ_k,  X_{k+1} = Step_D(X_k) + Δr_k·A_k   (fused op, no_grad)
+  values    V̂_k = NN_θ(σ_k, X_k) − λ·r_k,   V̂_K = Ψ(X_K; x0, m) − λ·T
+  TD        δ_k = V̂_{k+1} − V̂_k + (β/2)‖A_k‖²·Δr_k
+  critic    descend −Σ_k V̂_k·sg(δ_k)                       (semi-gradient TD)
+  actor     descend  Σ_k sg(δ_k)·log π_φ(A_k | σ_k, X_k),   log π = −‖A_k − μ_φ‖²/(2σ_λ²)
+with σ_λ² = 2λ/(β·d), r = σ_max − σ the sampling clock, T = σ_0 − σ_K.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+import aid_ext
+
+from .edm.sampler import edm_sigmas
+
+
+@dataclass
+class ACConfig:
+    beta: float = 1.0             # weight of the control energy (β/2)‖u‖² in the running cost
+    lam: float = 0.1              # auxiliary temperature λ: fixes σ_λ² = 2λ/(βd); not learned
+    num_steps: int = 9            # K: rollout steps, on the deployment σ grid
+    solver: str = "euler"         # rollout solver, as at deployment ("euler" or "heun")
+    w_hole: float = 1.0           # Ψ = ‖m⊙e‖² + w_hole·‖(1−m)⊙e‖², e = X_K − x0
+    lr_actor: float = 1e-4        # Adam, betas (0.9, 0.999) (ART-RL's published settings)
+    lr_critic: float = 1e-4
+    critic_warmup: int = 0        # iterations of critic-only updates (actor frozen at its init, μ ≡ 0)
+    delta_norm: bool = False      # divide δ_k by its standard deviation over the batch, per step k
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+
+
+def sigma_lambda(cfg: ACConfig, d: int) -> float:
+    """The fixed exploration standard deviation √(2λ/(βd))."""
+    return (2 * cfg.lam / (cfg.beta * d)) ** 0.5
+
+
+def terminal_cost(x: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor, w_hole: float = 1.0) -> torch.Tensor:
+    """Ψ per image [B]: squared error on the known pixels plus w_hole times that in the hole."""
+    e2 = (x - x0).square()
+    return (mask * e2).flatten(1).sum(1) + w_hole * ((1 - mask) * e2).flatten(1).sum(1)
+
+
+@torch.no_grad()
+def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.Generator, explore: bool = True):
+    """Roll the controlled ODE from X_0 = σ_0·ε. Returns the per-step (σ_k, X_k, D_k, A_k) stacked as
+    [K, B, ...] (detached) and X_K. With explore=False the control is the deterministic mean."""
+    B, d = x0.shape[0], x0[0].numel()
+    y = mask * x0
+    s_lam = sigma_lambda(cfg, d)
+    x = sigmas[0] * torch.randn(x0.shape, generator=generator, device=x0.device)
+    X, Ds, As = [], [], []
+    for k in range(cfg.num_steps):
+        s, sn = sigmas[k].expand(B), sigmas[k + 1].expand(B)
+        D = backbone(x, s)
+        a = actor(x, s, y, mask, D)
+        if explore:
+            a = a + s_lam * torch.randn(x.shape, generator=generator, device=x.device)
+        X.append(x), Ds.append(D), As.append(a)
+        if cfg.solver == "euler" or k == cfg.num_steps - 1:
+            x, _ = aid_ext.edm_euler_step(x, D, s, sn, u=a)
+        else:
+            x_pred, dslope = aid_ext.edm_euler_step(x, D, s, sn)
+            x = aid_ext.edm_heun_correct(x, dslope, x_pred, backbone(x_pred, sn), s, sn, u=a)
+    return torch.stack(X), torch.stack(Ds), torch.stack(As), x
+
+
+def control_cost(actions: torch.Tensor, sigmas: torch.Tensor, beta: float) -> torch.Tensor:
+    """(β/2)‖A_k‖²·Δr_k per step and image: [K, B]."""
+    dr = (sigmas[:-1] - sigmas[1:]).view(-1, 1)
+    return 0.5 * beta * actions.flatten(2).square().sum(2) * dr
+
+
+class AIDTrainer:
+    """Holds the actor μ_φ, the critic NN_θ and their optimizers; `step(x0, mask)` is one iteration."""
+
+    def __init__(self, backbone, actor, critic, cfg: ACConfig = ACConfig(), device="cpu"):
+        if cfg.solver not in ("euler", "heun"):
+            raise ValueError(f"ACConfig.solver must be 'euler' or 'heun', got {cfg.solver!r}")
+        self.backbone = backbone.eval().requires_grad_(False)
+        self.actor, self.critic, self.cfg = actor, critic, cfg
+        self.opt_actor = torch.optim.Adam(actor.parameters(), lr=cfg.lr_actor, betas=(0.9, 0.999))
+        self.opt_critic = torch.optim.Adam(critic.parameters(), lr=cfg.lr_critic, betas=(0.9, 0.999))
+        self.sigmas = edm_sigmas(cfg.num_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, device, torch.float32)
+        self.r = self.sigmas[0] - self.sigmas  # the sampling clock r_k = σ_0 − σ_k; T = r_K
+        self.iteration = 0
+
+    def values(self, X, x0, mask, x_final):
+        """V̂_k for k < K (with grad into the critic) and the anchored terminal V̂_K: [K + 1, B]."""
+        K, B = X.shape[:2]
+        y = mask * x0
+        flat = lambda t: t.expand(K, *t.shape).reshape(K * B, *t.shape[1:])  # noqa: E731
+        s = self.sigmas[:K].repeat_interleave(B)
+        nn_out = self.critic(X.reshape(K * B, *X.shape[2:]), s, flat(y), flat(mask)).view(K, B)
+        v = nn_out - self.cfg.lam * self.r[:K].view(K, 1)
+        v_T = terminal_cost(x_final, x0, mask, self.cfg.w_hole) - self.cfg.lam * self.r[K]
+        return torch.cat([v, v_T[None]])
+
+    def log_prob(self, X, Ds, As, x0, mask):
+        """log π_φ(A_k | σ_k, X_k) up to a constant, with grad into the actor: [K, B]."""
+        K, B = X.shape[:2]
+        y = mask * x0
+        flat = lambda t: t.reshape(K * B, *t.shape[2:])  # noqa: E731
+        rep = lambda t: t.expand(K, *t.shape).reshape(K * B, *t.shape[1:])  # noqa: E731
+        mu = self.actor(flat(X), self.sigmas[:K].repeat_interleave(B), rep(y), rep(mask), flat(Ds)).view_as(As)
+        s_lam2 = sigma_lambda(self.cfg, x0[0].numel()) ** 2
+        return -(As - mu).flatten(2).square().sum(2) / (2 * s_lam2)
+
+    def step(self, x0: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> dict:
+        """One actor–critic iteration on a minibatch; returns the running numbers for the log."""
+        cfg = self.cfg
+        X, Ds, As, x_final = rollout(self.backbone, self.actor, x0, mask, self.sigmas, cfg, generator)
+        v = self.values(X, x0, mask, x_final)
+        running = control_cost(As, self.sigmas, cfg.beta)
+        delta = (v[1:] - v[:-1] + running).detach()  # [K, B]
+        if cfg.delta_norm:
+            delta = delta / (delta.std(dim=1, keepdim=True) + 1e-8)
+        critic_loss = -(v[:-1] * delta).sum(0).mean()
+        self.opt_critic.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.opt_critic.step()
+        actor_loss = torch.zeros(())
+        if self.iteration >= cfg.critic_warmup:
+            actor_loss = (delta * self.log_prob(X, Ds, As, x0, mask)).sum(0).mean()
+            self.opt_actor.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.opt_actor.step()
+        self.iteration += 1
+        cost = running.sum(0) + terminal_cost(x_final, x0, mask, cfg.w_hole)
+        return {"iter": self.iteration, "cost": cost.mean().item(), "critic_loss": critic_loss.item(),
+                "actor_loss": actor_loss.item(), "td_abs": delta.abs().mean().item()}
+
+    @torch.no_grad()
+    def evaluate(self, x0, mask, generator) -> float:
+        """J(μ): the deterministic guided cost E[∫(β/2)‖μ‖²dr + Ψ], estimated on a batch."""
+        _, _, As, x_final = rollout(self.backbone, self.actor, x0, mask, self.sigmas, self.cfg, generator,
+                                    explore=False)
+        cost = control_cost(As, self.sigmas, self.cfg.beta).sum(0) + terminal_cost(x_final, x0, mask,
+                                                                                  self.cfg.w_hole)
+        return cost.mean().item()
+
+    def config(self) -> dict:
+        return asdict(self.cfg)
