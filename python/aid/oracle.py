@@ -58,3 +58,79 @@ def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     mu = f.mean(0)
     c = f - mu
     return mu, c.T @ c / (f.shape[0] - 1)
+
+
+class LQOptimum:
+    """The optimal guided cost J* = min_u J(u) of AID's control problem (AID-METHOD.md §3) on the
+    oracle, for Euler rollouts on a σ grid and one mask, by a backward Riccati recursion.
+
+    With e = X − μ the guided Euler step is linear: e' = A_k e + Δr_k u, A_k = I − (Δr_k/σ_k)(I − P_k),
+    P_k = Σ(Σ + σ_k²I)⁻¹. The controller sees y, not x0, and X_K is independent of x0 given y, so
+    E[Ψ | y] = (X_K − x̄)ᵀW(X_K − x̄) + tr(W·Cov(x0 | y)), x̄ = E[x0 | y]: a deterministic LQ tracking
+    problem. V_k(e) = eᵀS_k e − 2s_kᵀe + c_k, and u*_k = −(β/2·I + Δr_k S_{k+1})⁻¹(S_{k+1}A_k e − s_{k+1})."""
+
+    def __init__(self, net: GaussianDenoiser, sigmas: torch.Tensor, mask: torch.Tensor, beta: float = 1.0,
+                 w_hole: float = 1.0):
+        d = net.mu.numel()
+        eye = torch.eye(d, dtype=torch.float64)
+        self.net, self.beta, self.sigmas = net, beta, sigmas.double()
+        known = mask.expand(net.img_channels, -1, -1).reshape(-1).double()
+        self.W = torch.diag(known + w_hole * (1 - known))
+        self.known = known.bool()
+        self.A, self.S, self.gain_inv = [], [], []
+        for k in range(len(self.sigmas) - 1):
+            s, dr = self.sigmas[k], self.sigmas[k] - self.sigmas[k + 1]
+            P = net.cov @ torch.linalg.inv(net.cov + s**2 * eye)
+            self.A.append(eye - dr / s * (eye - P))
+        S = self.W
+        self.S = [S]
+        for k in reversed(range(len(self.A))):
+            dr, A = self.sigmas[k] - self.sigmas[k + 1], self.A[k]
+            G = torch.linalg.inv(beta / 2 * eye + dr * S)  # (R + BᵀSB)⁻¹·Δr² folded: B = Δr·I, R = (β/2)Δr·I
+            self.gain_inv.insert(0, G)
+            S = A.T @ S @ A - dr * A.T @ S @ G @ S @ A
+            self.S.insert(0, S)
+        _, cov_post = net.posterior(mask, net.mu.reshape(net.img_channels, net.img_resolution, -1))
+        self.tr_post = float(torch.trace(self.W @ cov_post))
+
+    def posterior_mean(self, y: torch.Tensor) -> torch.Tensor:
+        """x̄(y) for a batch y [B, C, H, W] (only the known pixels of y are read): [B, d]."""
+        mu, S, K = self.net.mu, self.net.cov, self.known
+        yk = y.double().reshape(y.shape[0], -1)[:, K]
+        gain = torch.linalg.solve(S[K][:, K], S[K][:, ~K]).T
+        out = mu.expand(y.shape[0], -1).clone()
+        out[:, K] = yk
+        out[:, ~K] = mu[~K] + (yk - mu[K]) @ gain.T
+        return out
+
+    def _linear_terms(self, c: torch.Tensor) -> list[torch.Tensor]:
+        """s_k for a batch of targets c = x̄ − μ [B, d] (row vectors), k = 0..K."""
+        s = c @ self.W
+        out = [s]
+        for k in reversed(range(len(self.A))):
+            dr, A, S1, G = self.sigmas[k] - self.sigmas[k + 1], self.A[k], self.S[k + 1], self.gain_inv[k]
+            s = (s - dr * s @ G @ S1) @ A  # s_k = A_kᵀ(s − Δr S G s); S, G symmetric
+            out.insert(0, s)
+        return out
+
+    def control(self, k: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The optimal field u*_k(x; y) for images x, y [B, C, H, W]."""
+        c = self.posterior_mean(y) - self.net.mu
+        s1 = self._linear_terms(c)[k + 1]
+        e = x.double().reshape(x.shape[0], -1) - self.net.mu
+        u = -((e @ self.A[k].T) @ self.S[k + 1] - s1) @ self.gain_inv[k]
+        return u.reshape(x.shape).to(x.dtype)
+
+    def optimal_cost(self, x0: torch.Tensor) -> float:
+        """J* averaged over clean images x0 [B, C, H, W] (y = m⊙x0), exactly over X_0 = σ_0·ε."""
+        c = self.posterior_mean(x0) - self.net.mu
+        terms = self._linear_terms(c)
+        s0, S0, mu, sig0 = terms[0], self.S[0], self.net.mu, self.sigmas[0]
+        # the constant c_0 = cᵀWc − Σ_k Δr_k s_{k+1}ᵀ G_k s_{k+1}
+        const = ((c @ self.W) * c).sum(1)
+        for k in range(len(self.A)):
+            dr, s1 = self.sigmas[k] - self.sigmas[k + 1], terms[k + 1]
+            const = const - dr * ((s1 @ self.gain_inv[k]) * s1).sum(1)
+        # E over e_0 ~ N(−μ, σ_0² I): σ_0² tr S_0 + μᵀS_0μ + 2 s_0ᵀμ
+        v0 = sig0**2 * torch.trace(S0) + mu @ S0 @ mu + 2 * (s0 @ mu) + const
+        return float(v0.mean()) + self.tr_post
