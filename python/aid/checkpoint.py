@@ -40,5 +40,13 @@ def read_metadata(path: str) -> tuple[str, dict, dict]:
     return meta["aid.kind"], json.loads(meta["aid.config"]), json.loads(meta.get("aid.extra", "{}"))
 
 
-def load_state(path: str) -> dict:
-    return load_file(path)
+def load_module(path: str, cls, kind: str, missing_hint: str = "") -> torch.nn.Module:
+    """cls(**config) with the checkpoint's weights loaded strictly, frozen (eval, no grad)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such checkpoint: {path}{missing_hint}")
+    found, config, _ = read_metadata(path)
+    if found != kind:
+        raise ValueError(f"{path} holds a {found!r}, not a {kind}")
+    module = cls(**config)
+    module.load_state_dict(load_file(path), strict=True)
+    return module.eval().requires_grad_(False)

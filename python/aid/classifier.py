@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import load_state, read_metadata, save_module
+from .checkpoint import load_module, save_module
 
 BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "fmnist_classifier.safetensors")
 
@@ -41,14 +41,8 @@ class FashionClassifier(nn.Module):
 
 
 def load_classifier(path: str = BUNDLED) -> FashionClassifier:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no classifier checkpoint at {path}; train one with `python -m aid.classifier`")
-    kind, config, _ = read_metadata(path)
-    if kind != "FashionClassifier":
-        raise ValueError(f"{path} holds a {kind!r}, not a FashionClassifier")
-    net = FashionClassifier(**config)
-    net.load_state_dict(load_state(path), strict=True)
-    return net.eval().requires_grad_(False)
+    return load_module(path, FashionClassifier, "FashionClassifier",
+                       "; train one with `python -m aid.classifier`")
 
 
 @torch.no_grad()

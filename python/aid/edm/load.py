@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from ..checkpoint import load_state, read_metadata
+from ..checkpoint import load_module, save_module
 from .networks import EDMPrecond
 from .pickle_loader import load_edm_pickle
 
@@ -24,16 +24,10 @@ def load(path: str, device="cpu") -> EDMPrecond:
         return freeze(load_edm_pickle(path)).to(device)
     if not path.endswith(".safetensors"):
         raise ValueError(f"aid.edm.load: {path}: expected an official EDM .pkl or a .safetensors checkpoint")
-    kind, config, _ = read_metadata(path)
-    if kind != "EDMPrecond":
-        raise ValueError(f"aid.edm.load: {path} holds a {kind!r}, not an EDMPrecond backbone")
-    net = EDMPrecond(**config)
-    net.load_state_dict(load_state(path), strict=True)
-    return freeze(net).to(device)
+    return load_module(path, EDMPrecond, "EDMPrecond").to(device)
 
 
 def convert(pkl_path: str, out_path: str) -> None:
     """Official EDM .pkl → this project's safetensors (read once safely, never unpickled again)."""
-    from ..checkpoint import save_module
     net = load_edm_pickle(pkl_path)
     save_module(net, out_path, "EDMPrecond", net.init_kwargs, {"converted_from": os.path.basename(pkl_path)})
