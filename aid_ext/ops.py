@@ -82,7 +82,8 @@ def _same_shape(x: Tensor, *others: Tensor | None) -> None:
     """The fake kernels' version of the C++ checks on image arguments: shape, dtype, device."""
     for t in others:
         if t is not None:
-            torch._check_value(t.shape == x.shape, lambda: f"aid_ext: expected shape {tuple(x.shape)}, got {tuple(t.shape)}")
+            torch._check_value(t.shape == x.shape,
+                               lambda: f"aid_ext: expected shape {tuple(x.shape)}, got {tuple(t.shape)}")
             torch._check_type(t.dtype == x.dtype, lambda: f"aid_ext: expected dtype {x.dtype}, got {t.dtype}")
             torch._check_value(t.device == x.device, lambda: f"aid_ext: argument is on {t.device} but x is on {x.device}")
 

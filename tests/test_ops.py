@@ -89,15 +89,15 @@ def _differentiable(name, args, kwargs):
     return pos + kws
 
 
-def _call_with(name, args, kwargs, keys, leaves):
-    """Call op `name` with the arguments named in keys replaced by leaves."""
+def _call_with(name, args, kwargs, keys, leaves, impl=aid_ext.ops):
+    """Call `impl.name` with the arguments named in keys replaced by leaves."""
     args, kwargs = list(args), dict(kwargs)
     for key, t in zip(keys, leaves):
         if isinstance(key, int):
             args[key] = t
         else:
             kwargs[key] = t
-    return getattr(aid_ext.ops, name)(*args, **kwargs)
+    return getattr(impl, name)(*args, **kwargs)
 
 
 @pytest.mark.parametrize("variant", ["full", "bare"])
@@ -116,10 +116,7 @@ def test_gradients_match_reference_autograd(name, device):
     grads = {}
     for impl in (aid_ext.ops, reference):
         leaves = [(args[k] if isinstance(k, int) else kwargs[k]).clone().requires_grad_() for k in keys]
-        a, kw = list(args), dict(kwargs)
-        for key, t in zip(keys, leaves):
-            (a.__setitem__ if isinstance(key, int) else kw.__setitem__)(key, t)
-        outs = _outputs(getattr(impl, name)(*a, **kw))
+        outs = _outputs(_call_with(name, args, kwargs, keys, leaves, impl))
         gen = torch.Generator().manual_seed(5)
         loss = sum((o * torch.randn(o.shape, generator=gen).to(device)).sum() for o in outs)
         grads[impl] = torch.autograd.grad(loss, leaves)

@@ -18,14 +18,9 @@ import torch
 import aid_ext
 from aid_ext import reference
 
+from .edm.sampler import edm_sigmas
+
 SIGMA_DATA = 0.5
-
-
-def edm_sigmas(n: int, sigma_min=0.002, sigma_max=80.0, rho=7.0) -> torch.Tensor:
-    """EDM's ρ-spaced grid σ_0 > ... > σ_{n-1}, then σ_n = 0 (AID-METHOD.md §1)."""
-    i = torch.arange(n, dtype=torch.float64)
-    s = (sigma_max ** (1 / rho) + i / (n - 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
-    return torch.cat([s, torch.zeros(1, dtype=torch.float64)])
 
 
 def gaussian_denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -35,7 +30,7 @@ def gaussian_denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 def heun_inpaint(ops, y, mask, steps: int, generator: torch.Generator) -> torch.Tensor:
     """Heun sampling with the known pixels projected (noised to σ_next) after every step."""
     B = y.shape[0]
-    sigmas = edm_sigmas(steps).to(y.dtype)
+    sigmas = edm_sigmas(steps, dtype=y.dtype)
     x = sigmas[0] * torch.randn(y.shape, generator=generator, dtype=y.dtype)
     for i in range(steps):
         s, sn = sigmas[i].expand(B), sigmas[i + 1].expand(B)

@@ -9,7 +9,7 @@ import torch
 
 import aid_ext
 
-from ..edm.sampler import _device_of, edm_sigmas, generators, randn_per_sample
+from ..edm.sampler import device_of, edm_sigmas, generators, randn_per_sample
 
 
 @dataclass
@@ -55,7 +55,7 @@ def start(net, y: torch.Tensor, mask: torch.Tensor, seeds, num_steps: int, sigma
                          f"{list(mask.shape)}")
     if len(seeds) != y.shape[0]:
         raise ValueError(f"baseline: one seed per image: {len(seeds)} seeds for {y.shape[0]} images")
-    device = _device_of(net)
+    device = device_of(net)
     y, mask = y.to(device, torch.float32), mask.to(device, torch.float32)
     run = Run(net, y, mask, edm_sigmas(num_steps, sigma_min, sigma_max, rho, device, torch.float32),
               generators(seeds, device))

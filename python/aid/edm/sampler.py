@@ -43,7 +43,7 @@ def randn_per_sample(gens: list[torch.Generator], shape, device, dtype=torch.flo
     return torch.stack([torch.randn(shape, generator=g, device=device, dtype=dtype) for g in gens])
 
 
-def _device_of(net) -> torch.device:
+def device_of(net) -> torch.device:
     for t in list(net.parameters()) + list(net.buffers()):
         return t.device
     return torch.device("cpu")
@@ -73,7 +73,7 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
         raise ValueError(f"sample: solver must be 'euler' or 'heun', got {solver!r}")
     if (mask is None) != (y is None):
         raise ValueError("sample: pass both mask and y (the known image), or neither")
-    device = torch.device(device) if device is not None else _device_of(net)
+    device = torch.device(device) if device is not None else device_of(net)
     shape = (net.img_channels, net.img_resolution, net.img_resolution)
     B = len(seeds)
     if y is not None and (y.shape[0] != B or tuple(y.shape[1:]) != shape):
