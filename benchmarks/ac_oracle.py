@@ -34,6 +34,7 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=0, help="critic-only iterations first")
     p.add_argument("--delta-norm", action="store_true")
     p.add_argument("--width", type=int, default=16)
+    p.add_argument("--output-scaling", default="none", choices=["none", "inv_sigma"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json")
     a = p.parse_args(argv)
@@ -47,8 +48,8 @@ def main(argv=None):
     cfg = ACConfig(beta=a.beta, lam=a.lam, num_steps=a.steps, lr_actor=a.lr_actor, lr_critic=a.lr_critic,
                    critic_warmup=a.warmup, delta_norm=a.delta_norm)
     torch.manual_seed(a.seed)
-    trainer = AIDTrainer(net, GuidanceModule(1, width=a.width, depth=1, emb=16), Critic(1, width=a.width, emb=16),
-                         cfg)
+    actor = GuidanceModule(1, width=a.width, depth=1, emb=16, output_scaling=a.output_scaling)
+    trainer = AIDTrainer(net, actor, Critic(1, width=a.width, emb=16), cfg)
     x_eval = draw(512, torch.Generator().manual_seed(10_000 + a.seed))
     m_eval, m_train = mask1.expand(512, 1, a.res, a.res), mask1.expand(a.batch, 1, a.res, a.res)
     lq = LQOptimum(net, trainer.sigmas.double(), mask1, beta=a.beta)

@@ -18,6 +18,20 @@ def test_actor_starts_at_zero_and_is_trainable():
     with pytest.raises(ValueError, match="pass denoised"):
         actor(x, sigma, y, mask)
     assert GuidanceModule(1, use_denoised=False)(x, sigma, y, mask).shape == x.shape
+    with pytest.raises(ValueError, match="output_scaling must be"):
+        GuidanceModule(1, output_scaling="sigma")
+
+
+def test_output_scaling_inv_sigma_divides_by_sigma():
+    torch.manual_seed(0)
+    plain = GuidanceModule(1, use_denoised=False)
+    torch.nn.init.normal_(plain.conv_out.weight)  # leave the zero start so the outputs differ from 0
+    scaled = GuidanceModule(1, use_denoised=False, output_scaling="inv_sigma")
+    scaled.load_state_dict(plain.state_dict())
+    x, y, mask, sigma = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8), torch.ones(2, 1, 8, 8), torch.tensor([0.5, 4.0])
+    u = plain(x, sigma, y, mask)
+    assert u.abs().max() > 0
+    torch.testing.assert_close(scaled(x, sigma, y, mask), u / sigma.view(-1, 1, 1, 1))
 
 
 def test_zero_initialized_actor_leaves_sampling_unguided():
