@@ -120,3 +120,14 @@ def test_dhariwal_unet_runs_class_conditional():
     assert torch.equal(a[0], b[0]) and not torch.allclose(a[1], b[1])  # the label changes the output
     with pytest.raises(ValueError, match="model_type must be one of"):
         EDMPrecond(16, 3, model_type="UNet2DModel")
+
+
+def test_label_dropout_zeroes_whole_labels_only_while_training():
+    from aid.edm.networks import drop_labels
+    torch.manual_seed(0)
+    labels = torch.ones(4000, 10)
+    dropped = drop_labels(labels, 0.3, training=True)
+    rows = dropped.sum(1)
+    assert set(rows.unique().tolist()) == {0.0, 10.0}  # a label vector is kept or zeroed whole
+    assert abs((rows == 0).float().mean().item() - 0.3) < 0.03
+    assert drop_labels(labels, 0.3, training=False) is labels and drop_labels(labels, 0.0, True) is labels

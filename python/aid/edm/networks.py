@@ -14,6 +14,14 @@ import aid_ext
 from .layers import Conv2d, FourierEmbedding, GroupNorm, Linear, PositionalEmbedding, UNetBlock
 
 
+def drop_labels(labels, p: float, training: bool):
+    """Zero whole label vectors with probability p while training (for classifier-free guidance)."""
+    if not (training and p):
+        return labels
+    keep = torch.rand([labels.shape[0], 1], device=labels.device) >= p
+    return labels * keep.to(labels.dtype)
+
+
 class SongUNet(nn.Module):
     """The DDPM++ (embedding 'positional', encoder 'standard') and NCSN++ ('fourier',
     'residual') U-Nets of Song et al. 2021 as configured by EDM."""
@@ -104,10 +112,7 @@ class SongUNet(nn.Module):
         emb = self.map_noise(noise_labels)
         emb = emb.reshape(emb.shape[0], 2, -1).flip(1).reshape(*emb.shape)  # [cos, sin] -> [sin, cos]
         if self.map_label is not None:
-            labels = class_labels
-            if self.training and self.label_dropout:
-                keep = torch.rand([labels.shape[0], 1], device=labels.device) >= self.label_dropout
-                labels = labels * keep.to(labels.dtype)
+            labels = drop_labels(class_labels, self.label_dropout, self.training)
             emb = emb + self.map_label(labels * math.sqrt(self.map_label.in_features))
         if self.map_augment is not None and augment_labels is not None:
             emb = emb + self.map_augment(augment_labels)
@@ -206,11 +211,7 @@ class DhariwalUNet(nn.Module):
             emb = emb + self.map_augment(augment_labels)
         emb = self.map_layer1(F.silu(self.map_layer0(emb)))
         if self.map_label is not None:
-            labels = class_labels
-            if self.training and self.label_dropout:
-                keep = torch.rand([labels.shape[0], 1], device=labels.device) >= self.label_dropout
-                labels = labels * keep.to(labels.dtype)
-            emb = emb + self.map_label(labels)
+            emb = emb + self.map_label(drop_labels(class_labels, self.label_dropout, self.training))
         emb = F.silu(emb)
         skips = []
         for block in self.enc.values():
