@@ -15,9 +15,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-import aid_ext
-
-from .edm.sampler import edm_sigmas
+from .edm.sampler import edm_sigmas, guided_step
 
 
 @dataclass
@@ -63,11 +61,7 @@ def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.G
         if explore:
             a = a + s_lam * torch.randn(x.shape, generator=generator, device=x.device)
         X.append(x), Ds.append(D), As.append(a)
-        if cfg.solver == "euler" or k == cfg.num_steps - 1:
-            x, _ = aid_ext.edm_euler_step(x, D, s, sn, u=a)
-        else:
-            x_pred, dslope = aid_ext.edm_euler_step(x, D, s, sn)
-            x = aid_ext.edm_heun_correct(x, dslope, x_pred, backbone(x_pred, sn), s, sn, u=a)
+        x = guided_step(backbone, x, D, s, sn, u=a, heun=cfg.solver == "heun" and k < cfg.num_steps - 1)
     return torch.stack(X), torch.stack(Ds), torch.stack(As), x
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .metrics import feature_stats
+
 
 def random_covariance(d: int, seed: int = 0, decay: float = 1.0, scale: float = 0.25) -> torch.Tensor:
     """A random SPD covariance with eigenvalues scale·(i+1)^(−decay) in a random basis."""
@@ -54,10 +56,7 @@ class GaussianDenoiser(nn.Module):
 
 def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample mean [d] and covariance [d, d] of samples [N, ...]."""
-    f = x.double().reshape(x.shape[0], -1)
-    mu = f.mean(0)
-    c = f - mu
-    return mu, c.T @ c / (f.shape[0] - 1)
+    return feature_stats(x.reshape(x.shape[0], -1))
 
 
 class LQOptimum:
@@ -77,7 +76,7 @@ class LQOptimum:
         known = mask.expand(net.img_channels, -1, -1).reshape(-1).double()
         self.W = torch.diag(known + w_hole * (1 - known))
         self.known = known.bool()
-        self.A, self.S, self.gain_inv = [], [], []
+        self.A, self.gain_inv = [], []
         for k in range(len(self.sigmas) - 1):
             s, dr = self.sigmas[k], self.sigmas[k] - self.sigmas[k + 1]
             P = net.cov @ torch.linalg.inv(net.cov + s**2 * eye)

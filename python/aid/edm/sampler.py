@@ -49,6 +49,15 @@ def device_of(net) -> torch.device:
     return torch.device("cpu")
 
 
+def guided_step(denoise, x, D, s, sn, u=None, heun=True, mask=None, y=None, z=None):
+    """One step σ → σ_next: Euler, or Heun (its predictor unguided, D̂ = denoise(x̂, σ_next)),
+    then + Δr·u and the optional projection, all in the fused ops. Heun needs σ_next > 0."""
+    if not heun:
+        return aid_ext.edm_euler_step(x, D, s, sn, u=u, mask=mask, y=y, z=z)[0]
+    x_pred, d = aid_ext.edm_euler_step(x, D, s, sn)
+    return aid_ext.edm_heun_correct(x, d, x_pred, denoise(x_pred, sn), s, sn, u=u, mask=mask, y=y, z=z)
+
+
 def _progress(it, enabled: bool, desc: str):
     if not enabled:
         return it
@@ -88,12 +97,8 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
         D = D_of(x, s)
         u = None if guidance is None else guidance(x, s, D)
         z = None if mask is None else randn_per_sample(gens, shape, device)
-        last = i == num_steps - 1
-        if solver == "euler" or last:
-            x, _ = aid_ext.edm_euler_step(x, D, s, sn, u=u, mask=mask, y=y, z=z)
-        else:
-            x_pred, d = aid_ext.edm_euler_step(x, D, s, sn)
-            x = aid_ext.edm_heun_correct(x, d, x_pred, D_of(x_pred, sn), s, sn, u=u, mask=mask, y=y, z=z)
+        heun = solver == "heun" and i < num_steps - 1  # no correction on the last step (σ_N = 0)
+        x = guided_step(D_of, x, D, s, sn, u=u, heun=heun, mask=mask, y=y, z=z)
         if return_trajectory:
             trajectory.append(x)
     return (x, trajectory) if return_trajectory else x
