@@ -11,13 +11,18 @@ from ..checkpoint import load_module, save_module
 from .networks import EDMPrecond
 from .pickle_loader import load_edm_pickle
 
+# The bundled default backbone (trained by aid.edm.train on Fashion-MNIST 32×32; card in assets/README.md).
+DEFAULT_BACKBONE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
+                                "edm_fmnist32.safetensors")
+
 
 def freeze(net: torch.nn.Module) -> torch.nn.Module:
     return net.eval().requires_grad_(False)
 
 
-def load(path: str, device="cpu") -> EDMPrecond:
-    """A frozen EDMPrecond from an official EDM .pkl or a .safetensors checkpoint written by aid."""
+def load(path: str = DEFAULT_BACKBONE, device="cpu") -> EDMPrecond:
+    """A frozen EDMPrecond from an official EDM .pkl or a .safetensors checkpoint written by aid
+    (by default the bundled Fashion-MNIST backbone)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"aid.edm.load: no such file: {path}")
     if path.endswith(".pkl"):
