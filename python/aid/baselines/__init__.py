@@ -2,6 +2,7 @@
 `method(net, y, mask, seeds, num_steps=..., **hyperparameters) -> (x [B, C, H, W], report)`
 with report = {"nfe": backbone forwards, "vjp": backward passes through the backbone, ...}."""
 from .ddnm import ddnm
+from .deft import deft, train_deft
 from .diffpir import diffpir
 from .guided import dps, pigdm
 from .paste import paste
@@ -9,6 +10,7 @@ from .repaint import repaint, repaint_schedule
 from .replacement import replacement
 
 METHODS = {"paste": paste, "replacement": replacement, "repaint": repaint, "ddnm": ddnm, "diffpir": diffpir,
-           "dps": dps, "pigdm": pigdm}
+           "dps": dps, "pigdm": pigdm, "deft": deft}
 
-__all__ = ["METHODS", "ddnm", "diffpir", "dps", "paste", "pigdm", "repaint", "repaint_schedule", "replacement"]
+__all__ = ["METHODS", "ddnm", "deft", "diffpir", "dps", "paste", "pigdm", "repaint", "repaint_schedule", "replacement",
+           "train_deft"]
