@@ -1,10 +1,16 @@
 """Image-quality metrics. Images are [B, C, H, W] in [-1, 1] (data range 2); masks are
 [B, 1, H, W] with 1 = known pixel, 0 = hole. FD_fmnist / KD_fmnist are the Fréchet and kernel
 distances in the bundled Fashion-MNIST classifier's feature space (aid.classifier), never called
-FID / KID."""
+FID / KID. Standard FID/KID and LPIPS come only from local weights files (optional_metrics)."""
 from __future__ import annotations
 
 import torch
+
+from . import fid_inception, lpips
+from .fid_inception import inception_features, load_fid_inception, resolve_path
+from .lpips import load_lpips, lpips_distance
+
+SKIPPED = "skipped (no weights)"
 
 
 def feature_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,3 +154,27 @@ def fmnist_distances(images: torch.Tensor, ref_images: torch.Tensor) -> dict:
     f, fr = fmnist_features(images), fmnist_features(ref_images)
     kd, kd_std = kernel_distance(f, fr)
     return dict(fd_fmnist=frechet_distance(*feature_stats(f), *feature_stats(fr)), kd_fmnist=kd, kd_fmnist_std=kd_std)
+
+
+def optional_metrics(images: torch.Tensor, ref_images: torch.Tensor, *, inception_weights: str | None = None,
+                     lpips_backbone: str | None = None, lpips_heads: str | None = None) -> dict:
+    """Standard metrics that need weights files the user supplies (nothing is downloaded):
+
+    - fid, kid, kid_std: FID and KID (mean, std) between the two image sets in the FID Inception's
+      pool features; weights from `inception_weights` or $AID_INCEPTION_WEIGHTS (aid.fid_inception);
+    - lpips: mean LPIPS-alex v0.1 over the pairs (images[i], ref_images[i]); weights from
+      `lpips_backbone` and `lpips_heads` or $AID_LPIPS_BACKBONE and $AID_LPIPS_HEADS (aid.lpips).
+
+    A metric without its weights is the string "skipped (no weights)", never a number."""
+    out = dict(fid=SKIPPED, kid=SKIPPED, kid_std=SKIPPED, lpips=SKIPPED)
+    inception = resolve_path(inception_weights, fid_inception.ENV_VAR)
+    if inception is not None:
+        net = load_fid_inception(inception)
+        f, fr = inception_features(images, net), inception_features(ref_images, net)
+        out["kid"], out["kid_std"] = kernel_distance(f, fr)
+        out["fid"] = frechet_distance(*feature_stats(f), *feature_stats(fr))
+    backbone = resolve_path(lpips_backbone, lpips.BACKBONE_ENV_VAR)
+    heads = resolve_path(lpips_heads, lpips.HEADS_ENV_VAR)
+    if backbone is not None or heads is not None:
+        out["lpips"] = float(lpips_distance(images, ref_images, load_lpips(backbone, heads)).mean())
+    return out
