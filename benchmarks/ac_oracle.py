@@ -1,73 +1,108 @@
-"""AID's actor–critic on the linear-Gaussian oracle, against the exact optimum.
+"""AID's actor–critic on a linear-Gaussian oracle, against the exact optimum.
 
-    python benchmarks/ac_oracle.py --res 4 --iters 2000 --lr-actor 1e-4 --lr-critic 1e-3 [--json out.json]
+    python benchmarks/ac_oracle.py --oracle field --res 16 --mask center_box --iters 1000 [--json out.json]
 
-Prints J(μ) of the deterministic actor every --every iterations next to J(0) (unguided) and
-J* (the Riccati optimum, aid.oracle.LQOptimum), and the optimality gap
+Two oracles (aid.oracle): "dense", a random covariance in d = res² dimensions (the left half
+known), and "field", an image-shaped stationary Gaussian field (spectrum ∝ 1/(1+|k|²)^α) with a
+mask from aid.masks. Prints J(μ) of the deterministic actor every --every iterations next to
+J(0) (unguided) and J* (the Riccati optimum, aid.oracle.LQOptimum), and the optimality gap
 (J − J*)/(J(0) − J*): 1 = no better than unguided, 0 = optimal. All J are evaluated on the
-same 512 held-out clean images and the same start noise.
+same held-out clean images and the same start noise. The actor and critic are the ones used
+on real images (aid.guidance), trained by aid.actor_critic.AIDTrainer.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import time
 
 import torch
 
 from aid.actor_critic import ACConfig, AIDTrainer
 from aid.guidance import Critic, GuidanceModule
-from aid.oracle import GaussianDenoiser, LQOptimum, random_covariance
+from aid.masks import make_mask
+from aid.oracle import FieldDenoiser, GaussianDenoiser, LQOptimum, random_covariance
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--oracle", default="dense", choices=["dense", "field"])
     p.add_argument("--res", type=int, default=4, help="images are 1×res×res (d = res²)")
+    p.add_argument("--alpha", type=float, default=1.0, help="field oracle: spectral decay α")
+    p.add_argument("--mask", default="center_box", help="field oracle: an aid.masks kind (mask seed 0)")
     p.add_argument("--steps", type=int, default=5, help="K, Euler steps per rollout")
     p.add_argument("--iters", type=int, default=2000)
     p.add_argument("--every", type=int, default=250)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--eval-batch", type=int, default=512)
     p.add_argument("--lr-actor", type=float, default=1e-4)
     p.add_argument("--lr-critic", type=float, default=1e-4)
     p.add_argument("--lam", type=float, default=0.1)
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--warmup", type=int, default=0, help="critic-only iterations first")
     p.add_argument("--delta-norm", action="store_true")
+    p.add_argument("--actor-update", default="likelihood_ratio", choices=["likelihood_ratio", "lookahead"])
+    p.add_argument("--critic-head", default="pool", choices=["pool", "pixel_sum"])
+    p.add_argument("--critic-x0", action="store_true", help="the critic also sees the clean image x0")
     p.add_argument("--width", type=int, default=16)
+    p.add_argument("--depth", type=int, default=1)
     p.add_argument("--output-scaling", default="none", choices=["none", "inv_sigma"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
     p.add_argument("--json")
-    a = p.parse_args(argv)
+    return p
+
+
+def problem(a):
+    """(oracle, sampler of clean images draw(n, generator), one mask [1, res, res])."""
+    if a.oracle == "field":
+        net = FieldDenoiser(a.res, alpha=a.alpha)
+        return net, net.draw, torch.from_numpy(make_mask(a.mask, a.res, 0))[None]
     d, shape = a.res * a.res, (1, a.res, a.res)
     cov = random_covariance(d, seed=a.seed, decay=1.0)
     net = GaussianDenoiser(torch.zeros(d, dtype=torch.float64), cov, shape)
     chol = torch.linalg.cholesky(cov).float()
-    draw = lambda n, g: (torch.randn(n, d, generator=g) @ chol.T).reshape(n, *shape)  # noqa: E731
-    mask1 = torch.zeros(1, a.res, a.res)
-    mask1[..., : a.res // 2] = 1
+    mask = torch.zeros(1, a.res, a.res)
+    mask[..., : a.res // 2] = 1
+    return net, lambda n, g: (torch.randn(n, d, generator=g) @ chol.T).reshape(n, *shape), mask
+
+
+def run(a) -> dict:
+    """Train once; returns J(0), J*, and the gap at every --every iterations (with time and memory)."""
+    net, draw, mask1 = problem(a)
     cfg = ACConfig(beta=a.beta, lam=a.lam, num_steps=a.steps, lr_actor=a.lr_actor, lr_critic=a.lr_critic,
-                   critic_warmup=a.warmup, delta_norm=a.delta_norm)
+                   critic_warmup=a.warmup, delta_norm=a.delta_norm, actor_update=a.actor_update)
     torch.manual_seed(a.seed)
-    actor = GuidanceModule(1, width=a.width, depth=1, emb=16, output_scaling=a.output_scaling)
-    trainer = AIDTrainer(net, actor, Critic(1, width=a.width, emb=16), cfg)
-    x_eval = draw(512, torch.Generator().manual_seed(10_000 + a.seed))
-    m_eval, m_train = mask1.expand(512, 1, a.res, a.res), mask1.expand(a.batch, 1, a.res, a.res)
-    lq = LQOptimum(net, trainer.sigmas.double(), mask1, beta=a.beta)
-    J_star = lq.optimal_cost(x_eval)
+    actor = GuidanceModule(1, width=a.width, depth=a.depth, emb=16, output_scaling=a.output_scaling)
+    trainer = AIDTrainer(net, actor, Critic(1, width=a.width, emb=16, head=a.critic_head, sees_x0=a.critic_x0), cfg)
+    x_eval = draw(a.eval_batch, torch.Generator().manual_seed(10_000 + a.seed))
+    m_eval, m_train = (mask1.expand(n, 1, a.res, a.res) for n in (a.eval_batch, a.batch))
+    J_star = LQOptimum(net, trainer.sigmas.double(), mask1, beta=a.beta).optimal_cost(x_eval)
     J = lambda: trainer.evaluate(x_eval, m_eval, torch.Generator().manual_seed(7))  # noqa: E731
     J0 = J()
-    print(f"# d = {d}, K = {a.steps}, J(0) = {J0:.4f}, J* = {J_star:.4f}; {vars(a)}")
-    print("| iteration | J(μ) | gap | seconds |\n|---:|---:|---:|---:|")
-    rows, g, t0 = [], torch.Generator().manual_seed(a.seed + 1), time.time()
+    say = (lambda *_, **__: None) if a.quiet else print
+    say(f"# d = {a.res * a.res}, K = {a.steps}, J(0) = {J0:.4f}, J* = {J_star:.4f}; {vars(a)}")
+    say("| iteration | J(μ) | gap | seconds |\n|---:|---:|---:|---:|")
+    rows, g, train_s = [], torch.Generator().manual_seed(a.seed + 1), 0.0
     for it in range(1, a.iters + 1):
+        t = time.time()
         trainer.step(draw(a.batch, g), m_train, g)
+        train_s += time.time() - t
         if it % a.every == 0 or it == a.iters:
             j = J()
-            rows.append({"iter": it, "J": j, "gap": (j - J_star) / (J0 - J_star), "seconds": time.time() - t0})
-            print(f"| {it} | {j:.4f} | {rows[-1]['gap']:.3f} | {rows[-1]['seconds']:.0f} |", flush=True)
+            rows.append({"iter": it, "J": j, "gap": (j - J_star) / (J0 - J_star), "train_seconds": train_s})
+            say(f"| {it} | {j:.4f} | {rows[-1]['gap']:.3f} | {train_s:.0f} |", flush=True)
+    return {"args": vars(a), "d": a.res * a.res, "J0": J0, "J_star": J_star, "rows": rows,
+            "seconds_per_iter": train_s / a.iters, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main(argv=None):
+    a = parser().parse_args(argv)
+    out = run(a)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"args": vars(a), "J0": J0, "J_star": J_star, "rows": rows}, f, indent=1)
+            json.dump(out, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -66,3 +66,44 @@ def test_heun_rollouts_and_bad_solver():
     assert torch.isfinite(torch.tensor(trainer.step(x0, mask, torch.Generator().manual_seed(0))["cost"]))
     with pytest.raises(ValueError, match="solver must be 'euler' or 'heun'"):
         _setup(solver="rk4")
+
+
+def test_lookahead_actor_step_reads_the_rollout_and_moves_only_the_actor():
+    """With a zero actor and no exploration, Step_D(X_k) = X_{k+1}, so the lookahead objective is
+    Σ_{k<K−1} NN_θ(σ_{k+1}, X_{k+1}) + Ψ(X_K); the actor step changes the actor, never the critic or backbone."""
+    torch.manual_seed(0)
+    net = GaussianDenoiser(torch.zeros(16, dtype=torch.float64), random_covariance(16, 0, decay=1.0), SHAPE)
+    critic = Critic(1, width=8, emb=8, head="pixel_sum", sees_x0=True)
+    trainer = AIDTrainer(net, GuidanceModule(1, width=8, depth=1, emb=8), critic,
+                         ACConfig(num_steps=4, actor_update="lookahead", lr_actor=1e-2, lr_critic=0.0))
+    g = torch.Generator().manual_seed(1)
+    x0, mask = 0.5 * torch.randn(8, *SHAPE, generator=g), torch.zeros(8, 1, 4, 4)
+    mask[..., :2] = 1
+    X, Ds, As, x_final = rollout(net, trainer.actor, x0, mask, trainer.sigmas, trainer.cfg, g, explore=False)
+    want = terminal_cost(x_final, x0, mask)
+    for k in range(3):
+        want = want + critic(X[k + 1], trainer.sigmas[k + 1].expand(8), mask * x0, mask, x0)
+    torch.testing.assert_close(trainer.lookahead_cost(X, Ds, As, x_final, x0, mask), want.mean())
+    actor0 = [p.clone() for p in trainer.actor.parameters()]
+    critic0 = [p.clone() for p in critic.parameters()]
+    trainer.step(x0, mask, g)
+    assert any(not torch.equal(a, b) for a, b in zip(actor0, trainer.actor.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(critic0, critic.parameters()))  # lr_critic = 0
+    assert all(p.grad is None for p in net.parameters())
+    with pytest.raises(ValueError, match="actor_update"):
+        AIDTrainer(net, trainer.actor, critic, ACConfig(actor_update="reinforce"))
+
+
+def test_pixel_sum_critic_is_a_sum_over_pixels_and_x0_is_required_when_configured():
+    torch.manual_seed(0)
+    critic = Critic(1, width=8, emb=8, head="pixel_sum")
+    x, y, mask = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8), torch.ones(2, 1, 8, 8)
+    sigma = torch.tensor([1.0, 2.0])
+    with torch.no_grad():
+        critic.head.bias.copy_(torch.tensor([0.0, 0.25]))  # b_p = 0.25 + (linear in features)
+        critic.head.weight.zero_()
+    torch.testing.assert_close(critic(x, sigma, y, mask), torch.full((2,), 0.25 * 64))
+    with pytest.raises(ValueError, match="sees_x0"):
+        Critic(1, width=8, emb=8, sees_x0=True)(x, sigma, y, mask)
+    with pytest.raises(ValueError, match="head must be"):
+        Critic(1, head="attention")

@@ -4,7 +4,8 @@ import torch
 
 import aid_ext
 from aid.edm import edm_sigmas
-from aid.oracle import GaussianDenoiser, LQOptimum, random_covariance
+from aid.masks import make_mask
+from aid.oracle import FieldDenoiser, GaussianDenoiser, LQOptimum, random_covariance
 
 SHAPE = (1, 2, 2)
 
@@ -67,3 +68,28 @@ def test_expected_optimal_cost_matches_monte_carlo_of_the_optimal_field():
     e = (x - x0).flatten(1)
     mc = (run + (e @ lq.W * e).sum(1)).mean().item()
     assert abs(mc - lq.optimal_cost(x0)) < 0.02 * lq.optimal_cost(x0)
+
+
+def test_field_oracle_optimum_matches_monte_carlo_through_the_fft_denoiser():
+    """J* from the dense Riccati recursion equals the cost of rolling u* out through the FFT denoiser (so the
+    two forms of the image-shaped oracle agree), for a LaMa free-form mask; and J* < J(0)."""
+    net = FieldDenoiser(8, alpha=1.0)
+    mask = torch.from_numpy(make_mask("lama_medium", 8, 0))[None]
+    sigmas = edm_sigmas(5, dtype=torch.float64)
+    lq = LQOptimum(net, sigmas, mask)
+    g = torch.Generator().manual_seed(4)
+    B = 8000
+    x0 = net.draw(B, g).double()
+    costs = {}
+    for name, field in (("optimal", lq.control), ("zero", lambda k, x, y: torch.zeros_like(x))):
+        x = sigmas[0] * torch.randn(B, 1, 8, 8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+        run = torch.zeros(B, dtype=torch.float64)
+        for k in range(5):
+            s, sn = sigmas[k].expand(B), sigmas[k + 1].expand(B)
+            u = field(k, x, x0)
+            run += 0.5 * u.flatten(1).square().sum(1) * (sigmas[k] - sigmas[k + 1])
+            x, _ = aid_ext.edm_euler_step(x, net(x, s), s, sn, u=u)
+        costs[name] = (run + (x - x0).flatten(1).square().sum(1)).mean().item()
+    J_star = lq.optimal_cost(x0)
+    assert abs(costs["optimal"] - J_star) < 0.02 * J_star
+    assert J_star < 0.7 * costs["zero"]

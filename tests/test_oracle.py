@@ -2,7 +2,7 @@
 import torch
 
 from aid.edm import sample
-from aid.oracle import GaussianDenoiser, moments, random_covariance
+from aid.oracle import FieldDenoiser, GaussianDenoiser, moments, random_covariance
 
 SHAPE = (1, 4, 4)  # d = 16
 
@@ -51,3 +51,18 @@ def test_closed_form_posterior_is_reproduced_by_its_exact_conditional_sampler():
     assert (m[known] - mean[known]).abs().max() < 1e-3  # known pixels land on y
     assert (m - mean).norm() < 0.05
     assert (c - cov).norm() / cov.norm() < 0.1
+
+
+def test_field_oracle_fft_denoiser_equals_the_dense_formula_and_draws_have_its_covariance():
+    f = FieldDenoiser(8, alpha=1.5, scale=0.3, mean=0.1)
+    assert torch.allclose(f.cov.diagonal(), torch.full((64,), 0.3, dtype=torch.float64))  # stationary, scaled
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    sigma = torch.tensor([0.05, 1.0, 20.0], dtype=torch.float64)
+    torch.testing.assert_close(f(x, sigma), GaussianDenoiser.forward(f, x, sigma), rtol=1e-10, atol=1e-12)
+    x0 = f.draw(20000, torch.Generator().manual_seed(0))
+    mu, cov = moments(x0)
+    assert (mu - 0.1).abs().max() < 0.02
+    assert (cov - f.cov).norm() / f.cov.norm() < 0.04
+    # neighbouring pixels are positively correlated, decaying with distance (a smooth field)
+    c = f.cov[0].reshape(8, 8)
+    assert c[0, 0] > c[0, 1] > c[0, 2] > 0

@@ -8,6 +8,14 @@ Per iteration, for a minibatch (x0, m), y = m⊙x0:
   critic    descend −Σ_k V̂_k·sg(δ_k)                       (semi-gradient TD)
   actor     descend  Σ_k sg(δ_k)·log π_φ(A_k | σ_k, X_k),   log π = −‖A_k − μ_φ‖²/(2σ_λ²)
 with σ_λ² = 2λ/(β·d), r = σ_max − σ the sampling clock, T = σ_0 − σ_K.
+
+Deviation, an option (actor_update="lookahead"): the guided step is additive in the action,
+X_{k+1} = Step_D(X_k) + Δr_k·A, so ∂X_{k+1}/∂A = Δr_k·I without touching the backbone. The actor
+can then descend the one-step Bellman objective through the critic,
+  Σ_k (β/2)Δr_k‖μ_φ(X_k)‖² + V̂_{k+1}(Step_D(X_k) + Δr_k·μ_φ(X_k))      (V̂_K = Ψ(·; x0)),
+a deterministic policy gradient. Its minimizer is the discrete Riccati step when V̂ is exact
+(u = −(β/2·I + Δr_k S)⁻¹(S·Step_D(X_k) − s)), so it keeps Δr, unlike regressing μ on −∇V̂/β.
+The critic is still trained by the paper's TD rule; only the actor's gradient estimator changes.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ class ACConfig:
     lr_critic: float = 1e-4
     critic_warmup: int = 0        # iterations of critic-only updates (actor frozen at its init, μ ≡ 0)
     delta_norm: bool = False      # divide δ_k by its standard deviation over the batch, per step k
+    actor_update: str = "likelihood_ratio"  # the paper's score-function step, or "lookahead" (module doc)
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     rho: float = 7.0
@@ -77,6 +86,8 @@ class AIDTrainer:
     def __init__(self, backbone, actor, critic, cfg: ACConfig = ACConfig(), device="cpu"):
         if cfg.solver not in ("euler", "heun"):
             raise ValueError(f"ACConfig.solver must be 'euler' or 'heun', got {cfg.solver!r}")
+        if cfg.actor_update not in ("likelihood_ratio", "lookahead"):
+            raise ValueError(f"ACConfig.actor_update must be 'likelihood_ratio' or 'lookahead', got {cfg.actor_update!r}")
         self.backbone = backbone.eval().requires_grad_(False)
         self.actor, self.critic, self.cfg = actor, critic, cfg
         self.opt_actor = torch.optim.Adam(actor.parameters(), lr=cfg.lr_actor, betas=(0.9, 0.999))
@@ -91,7 +102,7 @@ class AIDTrainer:
         y = mask * x0
         flat = lambda t: t.expand(K, *t.shape).reshape(K * B, *t.shape[1:])  # noqa: E731
         s = self.sigmas[:K].repeat_interleave(B)
-        nn_out = self.critic(X.reshape(K * B, *X.shape[2:]), s, flat(y), flat(mask)).view(K, B)
+        nn_out = self.critic(X.reshape(K * B, *X.shape[2:]), s, flat(y), flat(mask), flat(x0)).view(K, B)
         v = nn_out - self.cfg.lam * self.r[:K].view(K, 1)
         v_T = terminal_cost(x_final, x0, mask, self.cfg.w_hole) - self.cfg.lam * self.r[K]
         return torch.cat([v, v_T[None]])
@@ -105,6 +116,39 @@ class AIDTrainer:
         mu = self.actor(flat(X), self.sigmas[:K].repeat_interleave(B), rep(y), rep(mask), flat(Ds)).view_as(As)
         s_lam2 = sigma_lambda(self.cfg, x0[0].numel()) ** 2
         return -(As - mu).flatten(2).square().sum(2) / (2 * s_lam2)
+
+    def lookahead_cost(self, X, Ds, As, x_final, x0, mask):
+        """Σ_k (β/2)Δr_k‖μ_k‖² + V̂_{k+1}(Step_D(X_k) + Δr_k·μ_k), μ_k = μ_φ(X_k), averaged over the batch,
+        with V̂_K = Ψ(·; x0). Step_D(X_k) = X_{k+1} − Δr_k·A_k is read off the rollout (the control is
+        additive), so the backbone is not called again. The −λ·r terms are constants and left out."""
+        K, B = X.shape[:2]
+        y = mask * x0
+        flat = lambda t: t.reshape(K * B, *t.shape[2:])  # noqa: E731
+        rep = lambda t: t.expand(K, *t.shape).reshape(K * B, *t.shape[1:])  # noqa: E731
+        dr = (self.sigmas[:-1] - self.sigmas[1:])[:K].view(K, 1, *([1] * (X.dim() - 2)))
+        base = torch.cat([X[1:], x_final[None]]) - dr * As
+        mu = self.actor(flat(X), self.sigmas[:K].repeat_interleave(B), rep(y), rep(mask), flat(Ds)).view_as(As)
+        x_next = base + dr * mu
+        cost = control_cost(mu, self.sigmas[:K + 1], self.cfg.beta).sum(0)
+        if K > 1:  # V̂_{k+1} = NN_θ(σ_{k+1}, ·) for k + 1 < K
+            s_next = self.sigmas[1:K].repeat_interleave(B)
+            n = (K - 1) * B
+            v = self.critic(x_next[:-1].reshape(n, *X.shape[2:]), s_next, rep(y)[:n], rep(mask)[:n], rep(x0)[:n])
+            cost = cost + v.view(K - 1, B).sum(0)
+        return (cost + terminal_cost(x_next[-1], x0, mask, self.cfg.w_hole)).mean()
+
+    def actor_step(self, delta, X, Ds, As, x_final, x0, mask) -> torch.Tensor:
+        """One Adam step of the actor with the configured gradient estimator; returns its loss."""
+        if self.cfg.actor_update == "lookahead":
+            loss = self.lookahead_cost(X, Ds, As, x_final, x0, mask)
+        else:
+            loss = (delta * self.log_prob(X, Ds, As, x0, mask)).sum(0).mean()
+        params = list(self.actor.parameters())
+        grads = torch.autograd.grad(loss, params)  # into the actor only (the lookahead also reaches the critic)
+        for p, g in zip(params, grads):
+            p.grad = g
+        self.opt_actor.step()
+        return loss.detach()
 
     def step(self, x0: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> dict:
         """One actor–critic iteration on a minibatch; returns the running numbers for the log."""
@@ -121,10 +165,7 @@ class AIDTrainer:
         self.opt_critic.step()
         actor_loss = torch.zeros(())
         if self.iteration >= cfg.critic_warmup:
-            actor_loss = (delta * self.log_prob(X, Ds, As, x0, mask)).sum(0).mean()
-            self.opt_actor.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.opt_actor.step()
+            actor_loss = self.actor_step(delta, X, Ds, As, x_final, x0, mask)
         self.iteration += 1
         cost = running.sum(0) + terminal_cost(x_final, x0, mask, cfg.w_hole)
         return {"iter": self.iteration, "cost": cost.mean().item(), "critic_loss": critic_loss.item(),

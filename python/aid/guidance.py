@@ -95,21 +95,41 @@ class GuidanceModule(nn.Module):
 
 
 class Critic(nn.Module):
-    """NN_θ(σ, x; y, m) → one scalar per image; the value is V̂ = NN_θ − λ·r (added by the trainer)."""
+    """NN_θ(σ, x; y, m) → one scalar per image; the value is V̂ = NN_θ − λ·r (added by the trainer).
 
-    def __init__(self, img_channels: int, width: int = 32, emb: int = 32, sigma_data: float = 0.5):
+    head="pool": features pooled over the image, then an MLP. head="pixel_sum": a sum over pixels
+    of g_p² + b_p, where (g, b) are two per-pixel output channels. The cost-to-go of AID's problem
+    is a sum over pixels (Ψ is) and, on the linear-Gaussian oracle, a quadratic form eᵀSe with S
+    positive semi-definite; Σ_p g_p² with g linear in a local patch is exactly such a form, and the
+    sum (not a mean) lets the value grow with d as the cost does."""
+
+    def __init__(self, img_channels: int, width: int = 32, emb: int = 32, sigma_data: float = 0.5,
+                 head: str = "pool", sees_x0: bool = False):
         super().__init__()
-        self.config = dict(img_channels=img_channels, width=width, emb=emb, sigma_data=sigma_data)
-        self.sigma_data = sigma_data
+        if head not in ("pool", "pixel_sum"):
+            raise ValueError(f"Critic: head must be 'pool' or 'pixel_sum', got {head!r}")
+        self.config = dict(img_channels=img_channels, width=width, emb=emb, sigma_data=sigma_data, head=head,
+                           sees_x0=sees_x0)
+        self.sigma_data, self.head_kind, self.sees_x0 = sigma_data, head, sees_x0
         self.embed = NoiseEmbedding(emb)
-        self.conv0 = nn.Conv2d(2 * img_channels + 1, width, 3, padding=1)
+        self.conv0 = nn.Conv2d((3 if sees_x0 else 2) * img_channels + 1, width, 3, padding=1)
         self.block = FiLMBlock(width, emb)
-        self.conv1 = nn.Conv2d(width, width, 3, stride=2, padding=1)
-        self.head = nn.Sequential(nn.Linear(width + emb, width), nn.SiLU(), nn.Linear(width, 1))
+        if head == "pool":
+            self.conv1 = nn.Conv2d(width, width, 3, stride=2, padding=1)
+            self.head = nn.Sequential(nn.Linear(width + emb, width), nn.SiLU(), nn.Linear(width, 1))
+        else:
+            self.head = nn.Conv2d(width, 2, 3, padding=1)
 
-    def forward(self, x, sigma, y, mask):
+    def forward(self, x, sigma, y, mask, x0=None):
+        """x0, the clean training image, is read only by a critic built with sees_x0=True (AID-METHOD.md §5:
+        the critic never ships, so it may condition on x0; Ψ does)."""
+        if self.sees_x0 and x0 is None:
+            raise ValueError("Critic: this critic was built with sees_x0=True; pass x0")
         t = self.embed(sigma)
-        h = self.block(self.conv0(_inputs(x, sigma, y, mask, None, self.sigma_data)), t)
+        h = self.block(self.conv0(_inputs(x, sigma, y, mask, x0 if self.sees_x0 else None, self.sigma_data)), t)
+        if self.head_kind == "pixel_sum":
+            g, b = self.head(h).unbind(1)
+            return (g.square() + b).sum(dim=(1, 2))
         h = F.silu(self.conv1(F.silu(h))).mean(dim=(2, 3))
         return self.head(torch.cat([h, t], dim=1)).squeeze(1)
 

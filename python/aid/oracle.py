@@ -28,17 +28,19 @@ class GaussianDenoiser(nn.Module):
             raise ValueError(f"GaussianDenoiser: need square images and μ [d], Σ [d, d] with d = C·H·W; got "
                              f"shape {shape}, μ {list(mu.shape)}, Σ {list(cov.shape)}")
         self.img_channels, self.img_resolution, self.sigma_data = C, H, 0.5
-        lam, V = torch.linalg.eigh(cov.double())
         self.register_buffer("mu", mu.double().reshape(-1))
         self.register_buffer("cov", cov.double())
-        self.register_buffer("lam", lam.clamp_min(0))
-        self.register_buffer("V", V)
+        self._eig = None  # Σ's eigendecomposition, computed on the first forward (O(d³))
 
     def forward(self, x, sigma, class_labels=None):
+        if self._eig is None:
+            lam, V = torch.linalg.eigh(self.cov)
+            self._eig = (lam.clamp_min(0), V)
+        lam, V = self._eig
         B = x.shape[0]
         s2 = torch.as_tensor(sigma, dtype=torch.float64, device=x.device).reshape(-1, 1) ** 2
-        e = (x.double().reshape(B, -1) - self.mu) @ self.V  # coordinates in Σ's eigenbasis
-        D = self.mu + (e * self.lam / (self.lam + s2)) @ self.V.T
+        e = (x.double().reshape(B, -1) - self.mu) @ V  # coordinates in Σ's eigenbasis
+        D = self.mu + (e * lam / (lam + s2)) @ V.T
         return D.reshape(x.shape).to(x.dtype)
 
     def posterior(self, mask: torch.Tensor, y: torch.Tensor):
@@ -133,3 +135,49 @@ class LQOptimum:
         # E over e_0 ~ N(−μ, σ_0² I): σ_0² tr S_0 + μᵀS_0μ + 2 s_0ᵀμ
         v0 = sig0**2 * torch.trace(S0) + mu @ S0 @ mu + 2 * (s0 @ mu) + const
         return float(v0.mean()) + self.tr_post
+
+
+def field_spectrum(res: int, alpha: float, scale: float = 0.25) -> torch.Tensor:
+    """Power spectrum p(k) ∝ 1/(1 + |k|²)^α on the res×res grid of integer frequencies (float64,
+    fft2 layout), normalised so that every pixel has variance `scale` (the mean of p, for the
+    orthonormal FFT)."""
+    k = torch.fft.fftfreq(res, 1.0 / res, dtype=torch.float64)
+    p = (1 + k[:, None] ** 2 + k[None, :] ** 2) ** (-alpha)
+    return p * (scale / p.mean())
+
+
+def field_covariance(p: torch.Tensor) -> torch.Tensor:
+    """The dense covariance [d, d] of the stationary (periodic) field with spectrum p: Σ_ij = c(i − j),
+    c = ifft2(p) the circular autocovariance (real, because p(k) = p(−k))."""
+    H, W = p.shape
+    c = torch.fft.ifft2(p).real
+    i, j = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    di = (i.reshape(-1, 1) - i.reshape(1, -1)) % H
+    dj = (j.reshape(-1, 1) - j.reshape(1, -1)) % W
+    return c[di, dj]
+
+
+class FieldDenoiser(GaussianDenoiser):
+    """The oracle for image-shaped data: x0 a stationary Gaussian random field on an H×W torus,
+    power spectrum ∝ 1/(1 + |k|²)^α (field_spectrum). Σ is diagonal in the 2-D Fourier basis, so
+    D(x; σ) = μ + F⁻¹[p/(p + σ²)·F(x − μ)] costs two FFTs; the dense Σ (for the posterior and the
+    Riccati optimum, LQOptimum) is built once, so keep d = H·W ≲ 1,024 when you need those."""
+
+    def __init__(self, res: int, alpha: float = 1.0, scale: float = 0.25, mean: float = 0.0):
+        p = field_spectrum(res, alpha, scale)
+        super().__init__(torch.full((res * res,), mean, dtype=torch.float64), field_covariance(p), (1, res, res))
+        self.alpha = alpha
+        self.register_buffer("p", p)
+
+    def forward(self, x, sigma, class_labels=None):
+        s2 = torch.as_tensor(sigma, dtype=torch.float64, device=x.device).reshape(-1, 1, 1, 1) ** 2
+        mu = self.mu.view(1, *x.shape[1:])
+        e = torch.fft.fft2(x.double() - mu)
+        return (mu + torch.fft.ifft2(e * (self.p / (self.p + s2))).real).to(x.dtype)
+
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n clean images x0 ~ N(μ, Σ), [n, 1, H, W] float32: white noise coloured by √p."""
+        w = torch.randn(n, *self.mu.view(1, self.img_resolution, -1).shape, generator=generator,
+                        dtype=torch.float64)
+        return (self.mu.view(1, 1, self.img_resolution, -1)
+                + torch.fft.ifft2(torch.fft.fft2(w) * self.p.sqrt()).real).float()

@@ -1,0 +1,110 @@
+"""Does AID's actor–critic scale with d? Runs benchmarks/ac_oracle.py on the image-shaped Gaussian
+oracle (field, α = 1) at several grid sizes and settings, then writes a table and a plot of the
+optimality gap (J − J*)/(J(0) − J*) against iterations.
+
+    python benchmarks/ac_scaling.py --out runs/ac_scaling [--res 8 16 32] [--only NAME ...]
+    python benchmarks/ac_scaling.py --out runs/ac_scaling --report-only
+
+Each (setting, res) run is one JSON in --out, skipped when it exists (rerun to resume a sweep).
+The settings are named rows; "paper" is AID-METHOD.md §5 as written (likelihood-ratio actor,
+pooled critic), the others change one lever at a time from it or from "lookahead".
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ac_oracle  # noqa: E402
+
+BASE = ["--oracle", "field", "--steps", "5", "--every", "250", "--warmup", "100", "--lr-actor", "1e-3",
+        "--lr-critic", "3e-3", "--quiet"]
+LOOKAHEAD = ["--actor-update", "lookahead", "--critic-head", "pixel_sum", "--critic-x0"]
+SETTINGS = {
+    "paper": [],
+    "paper+delta_norm": ["--delta-norm"],
+    "paper+pixel_sum": ["--critic-head", "pixel_sum"],
+    "lookahead": LOOKAHEAD,
+    "lookahead-x0": ["--actor-update", "lookahead", "--critic-head", "pixel_sum"],
+    "lookahead-pool": ["--actor-update", "lookahead", "--critic-x0"],
+    "lookahead+batch128": LOOKAHEAD + ["--batch", "128"],
+}
+
+
+def run_all(out: str, res_list, names, iters: int, masks):
+    os.makedirs(out, exist_ok=True)
+    for res in res_list:
+        for mask in masks:
+            for name in names:
+                path = os.path.join(out, f"{name}_res{res}_{mask}.json")
+                if os.path.exists(path):
+                    continue
+                args = ac_oracle.parser().parse_args(BASE + SETTINGS[name] + ["--res", str(res), "--mask", mask,
+                                                                             "--iters", str(iters)])
+                result = ac_oracle.run(args) | {"setting": name}
+                with open(path + ".tmp", "w") as f:
+                    json.dump(result, f, indent=1)
+                os.replace(path + ".tmp", path)
+                print(f"{name} res {res} {mask}: gap {result['rows'][-1]['gap']:.3f} after {iters} iterations, "
+                      f"{result['seconds_per_iter']:.3f} s/iter", flush=True)
+
+
+def report(out: str) -> str:
+    """A Markdown table of every run in --out and a PNG plot (gap against iterations, one panel per mask)."""
+    runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(out, "*.json")))]
+    lines = ["| setting | d | mask | J(0) | J* | gap @250 | @500 | @1000 | final (iters) | s/iter | max RSS MB |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(runs, key=lambda r: (r["args"]["mask"], r["d"], r["setting"])):
+        gap = {row["iter"]: row["gap"] for row in r["rows"]}
+        cell = lambda it: f"{gap[it]:.3f}" if it in gap else "–"  # noqa: E731
+        last = r["rows"][-1]
+        lines.append(f"| {r['setting']} | {r['d']} | {r['args']['mask']} | {r['J0']:.2f} | {r['J_star']:.2f} | "
+                     f"{cell(250)} | {cell(500)} | {cell(1000)} | {last['gap']:.3f} ({last['iter']}) | "
+                     f"{r['seconds_per_iter']:.3f} | {r['max_rss_mb']:.0f} |")
+    _plot(runs, os.path.join(out, "gap_vs_iterations.png"))
+    return "\n".join(lines)
+
+
+def _plot(runs, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    masks = sorted({r["args"]["mask"] for r in runs})
+    fig, axes = plt.subplots(1, len(masks), figsize=(5.5 * len(masks), 4), squeeze=False)
+    settings = sorted({r["setting"] for r in runs})
+    ds = sorted({r["d"] for r in runs})
+    styles = ["-", "--", ":", "-."]
+    for ax, mask in zip(axes[0], masks):
+        for r in (r for r in runs if r["args"]["mask"] == mask):
+            color = f"C{settings.index(r['setting'])}"
+            ax.plot([0] + [row["iter"] for row in r["rows"]], [1.0] + [row["gap"] for row in r["rows"]],
+                    styles[ds.index(r["d"]) % 4], color=color, marker="o", ms=3,
+                    label=f"{r['setting']}, d={r['d']}")
+        ax.axhline(0.1, color="gray", lw=0.8, ls=":")
+        ax.set(title=f"field oracle, mask {mask}", xlabel="iteration", ylabel="optimality gap (J−J*)/(J(0)−J*)",
+               ylim=(-0.05, 1.6))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--res", type=int, nargs="+", default=[8, 16, 32])
+    p.add_argument("--masks", nargs="+", default=["center_box"])
+    p.add_argument("--only", nargs="+", choices=sorted(SETTINGS), default=sorted(SETTINGS))
+    p.add_argument("--iters", type=int, default=1000)
+    p.add_argument("--report-only", action="store_true")
+    a = p.parse_args(argv)
+    if not a.report_only:
+        run_all(a.out, a.res, a.only, a.iters, a.masks)
+    print(report(a.out))
+
+
+if __name__ == "__main__":
+    main()
