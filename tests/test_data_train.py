@@ -88,6 +88,20 @@ def test_training_resumes_exactly_and_writes_a_loadable_checkpoint(tmp_path):
     assert sample(net, [0, 1], num_steps=3).shape == (2, 1, 8, 8)
 
 
+def test_warm_start_continues_from_an_ema_file_and_refuses_another_config(tmp_path):
+    data = torch.rand(32, 1, 8, 8) * 2 - 1
+    first = train(data, str(tmp_path / "a"), TINY, batch=4, iters=3, progress=False)
+    ema_file = str(tmp_path / "a" / "ema.safetensors")
+    cont = train(data, str(tmp_path / "b"), TINY, batch=4, iters=5, progress=False, init_from=ema_file, lr=0.0)
+    _, _, extra = read_metadata(str(tmp_path / "b" / "ema.safetensors"))
+    assert extra["iter"] == 5  # the count goes on from the file's 3
+    for p, q in zip(first.state_dict().values(), cont.state_dict().values()):
+        assert torch.equal(p, q)  # lr 0: raw weights stay those loaded, so the EMA stays too
+    with pytest.raises(ValueError, match="warm start"):
+        train(data, str(tmp_path / "c"), dict(TINY, model_channels=16), batch=4, iters=4, progress=False,
+              init_from=ema_file)
+
+
 def test_load_refuses_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         load(str(tmp_path / "missing.safetensors"))

@@ -8,7 +8,9 @@ import time
 
 import torch
 
-from ..checkpoint import atomic_write, save_module
+from safetensors.torch import load_file
+
+from ..checkpoint import atomic_write, read_metadata, save_module
 from .networks import EDMPrecond
 
 
@@ -29,9 +31,24 @@ def ema_beta(batch: int, nimg: int, halflife_img: float, rampup: float | None = 
     return 0.5 ** (batch / max(halflife_img, 1e-8))
 
 
+def warm_start(net, ema, path: str) -> tuple[int, float]:
+    """Load an ema.safetensors written by train() into both the raw and the EMA weights; returns the
+    (iterations, seconds) it records. Adam's moments restart, so this continues a run approximately
+    (for a run whose state.pt is gone, e.g. the bundled backbone), not bitwise."""
+    kind, config, extra = read_metadata(path)
+    if kind != "EDMPrecond" or config != json.loads(json.dumps(ema.init_kwargs)):
+        raise ValueError(f"warm start: {path} holds a {kind} with config {config}, not {ema.init_kwargs}")
+    weights = load_file(path)
+    net.load_state_dict(weights)
+    ema.load_state_dict(weights)
+    return int(extra.get("iter", 0)), float(extra.get("seconds", 0.0))
+
+
 def train(data: torch.Tensor, run_dir: str, net_kwargs: dict, *, batch=64, lr=1e-3, iters=10000, seed=0,
-          ema_halflife_img=50_000, snapshot_every=500, progress=True, max_seconds=None, channels_last=True):
-    """Train EDMPrecond(**net_kwargs) on data [N, C, H, W] in [-1, 1]; resumes from run_dir/state.pt.
+          ema_halflife_img=50_000, snapshot_every=500, progress=True, max_seconds=None, channels_last=True,
+          init_from: str | None = None):
+    """Train EDMPrecond(**net_kwargs) on data [N, C, H, W] in [-1, 1]; resumes from run_dir/state.pt,
+    or, when there is none and init_from names an ema.safetensors, warm-starts from it (warm_start).
 
     Writes run_dir/ema.safetensors (the model to use), run_dir/state.pt (everything needed
     to resume exactly) and run_dir/log.jsonl. Stops after `iters` iterations in total or
@@ -54,6 +71,9 @@ def train(data: torch.Tensor, run_dir: str, net_kwargs: dict, *, batch=64, lr=1e
         opt.load_state_dict(s["opt"])
         gen.set_state(s["gen"])
         it, seconds = s["iter"], s["seconds"]
+    elif init_from is not None:
+        it, seconds = warm_start(net, ema, init_from)
+        gen.manual_seed(seed + it)  # not the minibatch sequence the first run already drew
     t_start, t_last = time.time(), time.time()
     bar = None
     if progress:
@@ -114,9 +134,12 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seconds", type=float, default=None, help="stop this call after so many seconds")
+    p.add_argument("--init-from", default=None,
+                   help="warm-start from an ema.safetensors (e.g. aid.edm.DEFAULT_BACKBONE) when run-dir has no state.pt")
     a = p.parse_args(argv)
     data, _ = fashion_mnist("train", 32)
-    train(data, a.run_dir, FMNIST32, batch=a.batch, lr=a.lr, iters=a.iters, seed=a.seed, max_seconds=a.max_seconds)
+    train(data, a.run_dir, FMNIST32, batch=a.batch, lr=a.lr, iters=a.iters, seed=a.seed, max_seconds=a.max_seconds,
+          init_from=a.init_from)
 
 
 if __name__ == "__main__":
