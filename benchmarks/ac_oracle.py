@@ -42,11 +42,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--warmup", type=int, default=0, help="critic-only iterations first")
     p.add_argument("--delta-norm", action="store_true")
+    p.add_argument("--lr-decay", action="store_true", help="cosine decay of both learning rates over --iters")
     p.add_argument("--actor-update", default="likelihood_ratio", choices=["likelihood_ratio", "lookahead"])
     p.add_argument("--critic-head", default="pool", choices=["pool", "pixel_sum"])
     p.add_argument("--critic-x0", action="store_true", help="the critic also sees the clean image x0")
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--depth", type=int, default=1)
+    p.add_argument("--levels", type=int, default=0, help="actor U-Net downsamplings")
     p.add_argument("--output-scaling", default="none", choices=["none", "inv_sigma"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
@@ -72,9 +74,10 @@ def run(a) -> dict:
     """Train once; returns J(0), J*, and the gap at every --every iterations (with time and memory)."""
     net, draw, mask1 = problem(a)
     cfg = ACConfig(beta=a.beta, lam=a.lam, num_steps=a.steps, lr_actor=a.lr_actor, lr_critic=a.lr_critic,
-                   critic_warmup=a.warmup, delta_norm=a.delta_norm, actor_update=a.actor_update)
+                   critic_warmup=a.warmup, delta_norm=a.delta_norm, actor_update=a.actor_update,
+                   lr_decay_iters=a.iters if a.lr_decay else 0)
     torch.manual_seed(a.seed)
-    actor = GuidanceModule(1, width=a.width, depth=a.depth, emb=16, output_scaling=a.output_scaling)
+    actor = GuidanceModule(1, width=a.width, depth=a.depth, levels=a.levels, emb=16, output_scaling=a.output_scaling)
     trainer = AIDTrainer(net, actor, Critic(1, width=a.width, emb=16, head=a.critic_head, sees_x0=a.critic_x0), cfg)
     x_eval = draw(a.eval_batch, torch.Generator().manual_seed(10_000 + a.seed))
     m_eval, m_train = (mask1.expand(n, 1, a.res, a.res) for n in (a.eval_batch, a.batch))

@@ -31,6 +31,10 @@ SETTINGS = {
     "lookahead-x0": ["--actor-update", "lookahead", "--critic-head", "pixel_sum"],
     "lookahead-pool": ["--actor-update", "lookahead", "--critic-x0"],
     "lookahead+batch128": LOOKAHEAD + ["--batch", "128"],
+    "lookahead+lr_decay": LOOKAHEAD + ["--lr-decay"],
+    "paper+lr_decay": ["--lr-decay"],
+    "lookahead+unet": LOOKAHEAD + ["--levels", "2"],
+    "paper+unet": ["--levels", "2"],
 }
 
 

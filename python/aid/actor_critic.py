@@ -19,6 +19,7 @@ The critic is still trained by the paper's TD rule; only the actor's gradient es
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -36,6 +37,7 @@ class ACConfig:
     lr_actor: float = 1e-4        # Adam, betas (0.9, 0.999) (ART-RL's published settings)
     lr_critic: float = 1e-4
     critic_warmup: int = 0        # iterations of critic-only updates (actor frozen at its init, μ ≡ 0)
+    lr_decay_iters: int = 0       # > 0: both learning rates follow a cosine from lr to 0 over so many iterations
     delta_norm: bool = False      # divide δ_k by its standard deviation over the batch, per step k
     actor_update: str = "likelihood_ratio"  # the paper's score-function step, or "lookahead" (module doc)
     sigma_min: float = 0.002
@@ -150,9 +152,20 @@ class AIDTrainer:
         self.opt_actor.step()
         return loss.detach()
 
+    def set_learning_rates(self):
+        """Cosine decay from the configured rates to 0 over cfg.lr_decay_iters (a function of the
+        iteration count alone, so resuming needs no scheduler state)."""
+        if self.cfg.lr_decay_iters <= 0:
+            return
+        f = 0.5 * (1 + math.cos(math.pi * min(self.iteration / self.cfg.lr_decay_iters, 1.0)))
+        for opt, lr in ((self.opt_actor, self.cfg.lr_actor), (self.opt_critic, self.cfg.lr_critic)):
+            for group in opt.param_groups:
+                group["lr"] = lr * f
+
     def step(self, x0: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> dict:
         """One actor–critic iteration on a minibatch; returns the running numbers for the log."""
         cfg = self.cfg
+        self.set_learning_rates()
         X, Ds, As, x_final = rollout(self.backbone, self.actor, x0, mask, self.sigmas, cfg, generator)
         v = self.values(X, x0, mask, x_final)
         running = control_cost(As, self.sigmas, cfg.beta)
@@ -182,3 +195,17 @@ class AIDTrainer:
 
     def config(self) -> dict:
         return asdict(self.cfg)
+
+    def state_dict(self) -> dict:
+        """Everything an iteration changes: actor, critic, both Adam states and the iteration count."""
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "opt_actor": self.opt_actor.state_dict(), "opt_critic": self.opt_critic.state_dict(),
+                "iteration": self.iteration}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a state_dict() (strictly), so the next step() continues the run exactly."""
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.opt_actor.load_state_dict(state["opt_actor"])
+        self.opt_critic.load_state_dict(state["opt_critic"])
+        self.iteration = int(state["iteration"])

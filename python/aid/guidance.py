@@ -49,6 +49,35 @@ class FiLMBlock(nn.Module):
         return x + self.conv(F.silu(self.norm(x) * (1 + scale) + shift))
 
 
+class FiLMUNet(nn.Module):
+    """A small FiLM-conditioned U-Net body: conv_in and `depth` blocks at full resolution, then
+    `levels` stride-2 downsamplings with one block each, and back up with one block per level
+    (nearest upsampling, additive skips). levels = 0 is a plain stack of residual blocks; each
+    level doubles the receptive field, which a guidance field needs when the hole is wide (the
+    optimal control in a hole's centre depends on known pixels far away)."""
+
+    def __init__(self, cin: int, width: int, emb: int, levels: int = 0, depth: int = 1):
+        super().__init__()
+        self.conv_in = nn.Conv2d(cin, width, 3, padding=1)
+        self.blocks = nn.ModuleList(FiLMBlock(width, emb) for _ in range(depth))
+        self.down = nn.ModuleList(nn.Conv2d(width, width, 3, stride=2, padding=1) for _ in range(levels))
+        self.enc = nn.ModuleList(FiLMBlock(width, emb) for _ in range(levels))
+        self.dec = nn.ModuleList(FiLMBlock(width, emb) for _ in range(levels))
+
+    def forward(self, inputs, t):
+        a = self.conv_in(inputs)
+        for block in self.blocks:
+            a = block(a, t)
+        skips = [a]
+        for down, block in zip(self.down, self.enc):
+            skips.append(block(down(skips[-1]), t))
+        a = skips.pop()
+        for block in self.dec:
+            skip = skips.pop()
+            a = block(F.interpolate(a, size=skip.shape[-2:]) + skip, t)
+        return a
+
+
 def _inputs(x, sigma, y, mask, denoised, sigma_data):
     """[c_in(σ)·x, y, m(, D)]; the mask is broadcast over channels only through its own channel."""
     parts = [aid_ext.edm_scale_input(x, sigma, sigma_data), y, mask.expand(-1, 1, -1, -1)]
@@ -61,7 +90,8 @@ class GuidanceModule(nn.Module):
     def __init__(self,
                  img_channels: int,            # C of the backbone's images.
                  width: int = 32,              # Hidden channels.
-                 depth: int = 2,               # Number of FiLM residual blocks.
+                 depth: int = 2,               # FiLM residual blocks at full resolution.
+                 levels: int = 0,              # Downsamplings of the U-Net body (FiLMUNet).
                  emb: int = 32,                # Noise-embedding size.
                  use_denoised: bool = True,    # Feed the backbone's D(x; σ) to the actor (spec's default).
                  output_scaling: str = "none", # u = h ("none") or u = h/σ ("inv_sigma"); see the module doc.
@@ -69,14 +99,13 @@ class GuidanceModule(nn.Module):
         super().__init__()
         if output_scaling not in ("none", "inv_sigma"):
             raise ValueError(f"GuidanceModule: output_scaling must be 'none' or 'inv_sigma', got {output_scaling!r}")
-        self.config = dict(img_channels=img_channels, width=width, depth=depth, emb=emb, use_denoised=use_denoised,
-                           output_scaling=output_scaling, sigma_data=sigma_data)
+        self.config = dict(img_channels=img_channels, width=width, depth=depth, levels=levels, emb=emb,
+                           use_denoised=use_denoised, output_scaling=output_scaling, sigma_data=sigma_data)
         self.output_scaling = output_scaling
         self.use_denoised, self.sigma_data = use_denoised, sigma_data
         cin = 2 * img_channels + 1 + (img_channels if use_denoised else 0)
         self.embed = NoiseEmbedding(emb)
-        self.conv_in = nn.Conv2d(cin, width, 3, padding=1)
-        self.blocks = nn.ModuleList(FiLMBlock(width, emb) for _ in range(depth))
+        self.body = FiLMUNet(cin, width, emb, levels, depth)
         self.norm_out = nn.GroupNorm(min(8, width // 4), width)
         self.conv_out = nn.Conv2d(width, img_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # u ≡ 0 at initialization: the unguided backbone
@@ -87,9 +116,7 @@ class GuidanceModule(nn.Module):
         if self.use_denoised and denoised is None:
             raise ValueError("GuidanceModule: this module was built with use_denoised=True; pass denoised=D(x; σ)")
         t = self.embed(sigma)
-        h = self.conv_in(_inputs(x, sigma, y, mask, denoised if self.use_denoised else None, self.sigma_data))
-        for block in self.blocks:
-            h = block(h, t)
+        h = self.body(_inputs(x, sigma, y, mask, denoised if self.use_denoised else None, self.sigma_data), t)
         h = self.conv_out(F.silu(self.norm_out(h)))
         return h / sigma.view(-1, 1, 1, 1).to(h.dtype) if self.output_scaling == "inv_sigma" else h
 

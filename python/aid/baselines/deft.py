@@ -27,7 +27,7 @@ import aid_ext
 
 from ..checkpoint import atomic_write, load_module, save_module
 from ..edm.sampler import device_of, guided_step
-from ..guidance import FiLMBlock, NoiseEmbedding
+from ..guidance import FiLMUNet, NoiseEmbedding
 from ..masks import KINDS, masks
 from .common import start
 
@@ -52,10 +52,7 @@ class HTransform(nn.Module):
         self.config = dict(img_channels=img_channels, width=width, levels=levels, emb=emb, sigma_data=sigma_data)
         self.sigma_data = sigma_data
         self.embed = NoiseEmbedding(emb)
-        self.conv_in = nn.Conv2d(4 * img_channels + 1, width, 3, padding=1)
-        self.down = nn.ModuleList(nn.Conv2d(width, width, 3, stride=2, padding=1) for _ in range(levels))
-        self.enc = nn.ModuleList(FiLMBlock(width, emb) for _ in range(levels + 1))
-        self.dec = nn.ModuleList(FiLMBlock(width, emb) for _ in range(levels))
+        self.body = FiLMUNet(4 * img_channels + 1, width, emb, levels)
         self.norm_out = nn.GroupNorm(min(8, width // 4), width)
         self.conv_out = nn.Conv2d(width, img_channels, 3, padding=1)
         self.scale = nn.Sequential(nn.Linear(emb, emb), nn.SiLU(), nn.Linear(emb, 1))
@@ -67,14 +64,7 @@ class HTransform(nn.Module):
         """x, y, denoised: [B, C, H, W]; mask [B, 1, H, W]; sigma [B]. Returns h (shaped like x)."""
         t = self.embed(sigma)
         g = mask * (denoised - y) / sigma.view(-1, 1, 1, 1)
-        a = self.conv_in(torch.cat([aid_ext.edm_scale_input(x, sigma, self.sigma_data), denoised, y, mask, g], 1))
-        skips = [self.enc[0](a, t)]
-        for down, block in zip(self.down, self.enc[1:]):
-            skips.append(block(down(skips[-1]), t))
-        a = skips.pop()
-        for block in self.dec:
-            skip = skips.pop()
-            a = block(F.interpolate(a, size=skip.shape[-2:]) + skip, t)
+        a = self.body(torch.cat([aid_ext.edm_scale_input(x, sigma, self.sigma_data), denoised, y, mask, g], 1), t)
         return self.conv_out(F.silu(self.norm_out(a))) + self.scale(t).view(-1, 1, 1, 1) * g
 
 
