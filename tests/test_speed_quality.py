@@ -1,0 +1,162 @@
+"""benchmarks/speed_quality.py: the --quick smoke run on a tiny random backbone writes every output
+with finite numbers and pasted known pixels, --resume skips finished cells, the NFE→steps rule,
+the methods never see the hole, every method runs (DEFT and AID through their module options), and
+bad arguments stop with a clear message."""
+import argparse
+import importlib.util
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from aid.baselines.deft import KIND, HTransform
+from aid.checkpoint import save_module
+from aid.edm import EDMPrecond
+from aid.guidance import GuidanceModule
+from aid.masks import masks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+spec = importlib.util.spec_from_file_location("speed_quality", os.path.join(ROOT, "benchmarks", "speed_quality.py"))
+sq = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sq)
+
+
+@pytest.fixture(scope="module")
+def fmnist():
+    from aid.data import fashion_mnist
+    try:
+        return fashion_mnist("test", 32)
+    except FileNotFoundError as e:
+        pytest.skip(f"Fashion-MNIST is not installed: {e}")
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory):
+    torch.manual_seed(0)
+    net = EDMPrecond(img_resolution=32, img_channels=1, model_channels=8, channel_mult=[1, 2], num_blocks=1,
+                     attn_resolutions=[], dropout=0.0)
+    path = str(tmp_path_factory.mktemp("backbone") / "tiny.safetensors")
+    save_module(net, path, "EDMPrecond", net.init_kwargs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def quick(fmnist, backbone, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("quick"))
+    sq.main(["--quick", "--backbone", backbone, "--out", out])
+    with open(os.path.join(out, "results.json")) as f:
+        return out, json.load(f)
+
+
+def test_quick_writes_every_output_with_finite_numbers(quick):
+    out, res = quick
+    for name in ["results.json", "results.md", "quality_vs_nfe.png", "quality_vs_seconds.png", "examples.png"]:
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    cells = res["cells"].values()
+    q = sq.QUICK
+    assert {(c["mask"], c["method"]) for c in cells} == {(k, m) for k in q["masks"] for m in q["methods"]}
+    for c in cells:
+        numbers = [c[k] for k in ("hole_psnr", "psnr", "ssim", "hole_mse", "fd_fmnist", "kd_fmnist",
+                                  "seconds_per_image")]
+        assert all(isinstance(v, float) and math.isfinite(v) for v in numbers), c
+        assert c["known_max_abs_err"] == 0.0 and c["non_finite_images"] == 0, c  # known pixels pasted exactly
+        assert c["images"] == q["images"] and c["nfe"] + c["vjp"] == c["cost"]
+        assert c["vjp"] == (c["num_steps"] if c["method"] == "pigdm" else 0)
+    md = open(os.path.join(out, "results.md")).read()
+    assert all(f"## {k}" in md for k in q["masks"]) and "| pigdm | 2 + 2 | 2 |" in md
+    run = res["runs"][0]
+    assert run["machine"]["torch_threads"] >= 1 and run["versions"]["torch"] == torch.__version__
+
+
+def test_resume_skips_finished_cells(quick, backbone, capsys):
+    out, res = quick
+    sq.main(["--quick", "--backbone", backbone, "--out", out, "--resume"])
+    with open(os.path.join(out, "results.json")) as f:
+        again = json.load(f)
+    assert f"{len(res['cells'])} cells already in" in capsys.readouterr().out
+    assert again["cells"] == res["cells"] and len(again["runs"]) == 2  # nothing rerun, the rerun recorded
+    with pytest.raises(SystemExit, match="exists; pass --resume"):
+        sq.main(["--quick", "--backbone", backbone, "--out", out])
+    with pytest.raises(SystemExit, match="other settings: images \\(8 there, 9 now\\)"):
+        sq.main(["--quick", "--backbone", backbone, "--out", out, "--resume", "--images", "9"])
+
+
+def test_nfe_to_steps_rule():
+    rp = sq.defaults(sq.METHODS["repaint"])
+    assert [sq.steps_for("paste", t, {}) for t in (5, 9, 19, 35)] == [5, 9, 19, 35]
+    assert [sq.steps_for("dps", t, {}) for t in (5, 9, 19, 35)] == [2, 4, 9, 17]  # cost 2N, ties to the cheaper
+    assert [sq.steps_for("repaint", t, rp) for t in (5, 9, 19, 35, 100)] == [5, 9, 10, 10, 11]
+    assert sq.cost("repaint", 50, rp) == 410
+    pts = sq.points("ddnm", sq.METHODS["ddnm"], [5, 9, 100], with_default=True)
+    assert pts == [dict(num_steps=5, targets=[5], default=False), dict(num_steps=9, targets=[9], default=False),
+                   dict(num_steps=100, targets=[100], default=True)]
+
+
+def test_the_methods_never_see_the_hole_and_get_one_seed_per_image():
+    seen = []
+
+    def spy(net, y, mask, seeds, num_steps):
+        seen.append((y, mask, list(seeds)))
+        return y, {"nfe": num_steps, "vjp": 0}
+
+    gt, mask = torch.rand(5, 1, 32, 32) * 2 - 1, masks("center_box", 5, 32)
+    x, report, seconds = sq.run_cell(spy, torch.nn.Linear(1, 1), gt, mask, list(range(5)), 3, batch=2)
+    assert all(((1 - m) * y).abs().max() == 0 for y, m, _ in seen)
+    assert [s for _, _, s in seen] == [[0, 1], [2, 3], [4]]
+    assert torch.equal(x, gt * mask) and report == {"nfe": 3, "vjp": 0} and seconds > 0
+
+
+def test_a_diverged_output_is_counted_and_reported_as_nan_not_hidden():
+    gt, mask = torch.rand(4, 1, 32, 32) * 2 - 1, masks("center_box", 4, 32)
+    x = gt.clone()
+    x[0, 0, 16, 16] = float("nan")  # in the hole of image 0
+    m = sq.cell_metrics(x, gt, mask, fd_min=2)
+    assert m["non_finite_images"] == 1 and m["known_max_abs_err"] == 0.0 and math.isnan(m["hole_psnr"])
+    assert m["fd_fmnist"] == "skipped (1 non-finite images)"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "nosuch"], "invalid choice: 'nosuch'"),
+    (["--masks", "nosuch"], "invalid choice: 'nosuch'"),
+    (["--methods", "deft"], "--methods deft needs --deft PATH"),
+    (["--nfe", "0"], "every --nfe >= 1"),
+])
+def test_bad_arguments_exit_with_a_clear_message(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        sq.main(["--out", str(tmp_path)] + argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_missing_backbone_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(sq, "DEFAULT_BACKBONE", str(tmp_path / "none.safetensors"))
+    with pytest.raises(SystemExit, match="no such file.*python -m aid.edm.train.*or pass --backbone"):
+        sq.main(["--quick", "--out", str(tmp_path)])
+
+
+def test_amortized_methods_without_a_module_are_skipped_with_the_reason(backbone):
+    a = argparse.Namespace(methods=["paste", "deft", "aid"], deft=None, aid=None)
+    run, skipped = sq.samplers(a, sq.load(backbone))
+    assert list(run) == ["paste"] and set(skipped) == {"deft", "aid"}
+    assert "no --deft PATH given" in skipped["deft"] and "python -m aid.baselines.deft" in skipped["deft"]
+    assert "no --aid PATH given" in skipped["aid"]
+
+
+def test_every_method_runs_and_zero_amortized_modules_equal_paste(fmnist, backbone, tmp_path):
+    """Every method runs in the harness. DEFT and AID with zero-initialized modules (h ≡ 0, u ≡ 0) are
+    the unguided Euler sampler + paste, i.e. exactly the paste baseline (same seeds, same σ grid)."""
+    h, u = HTransform(1), GuidanceModule(1)
+    save_module(h, str(tmp_path / "h.safetensors"), KIND, h.config)
+    save_module(u, str(tmp_path / "u.safetensors"), "GuidanceModule", u.config)
+    out = tmp_path / "o"
+    sq.main(["--backbone", backbone, "--out", str(out), "--nfe", "3", "--images", "2", "--masks", "center_box",
+             "--no-default-nfe", "--examples", "1", "--deft", str(tmp_path / "h.safetensors"),
+             "--aid", str(tmp_path / "u.safetensors")])
+    res = json.load(open(out / "results.json"))
+    cells = res["cells"]
+    assert res["skipped"] == {} and {c["method"] for c in cells.values()} == set(sq.ALL_METHODS)
+    assert all(c["fd_fmnist"] == "skipped (2 < 1000 images)" for c in cells.values())
+    for name in ("deft", "aid"):
+        assert cells[f"center_box/{name}/3"]["hole_psnr"] == cells["center_box/paste/3"]["hole_psnr"]
+        assert cells[f"center_box/{name}/3"]["nfe"] == 3
