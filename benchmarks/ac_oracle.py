@@ -49,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--depth", type=int, default=1)
     p.add_argument("--levels", type=int, default=0, help="actor U-Net downsamplings")
+    p.add_argument("--critic-levels", type=int, default=0, help="critic U-Net downsamplings")
     p.add_argument("--output-scaling", default="none", choices=["none", "inv_sigma"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
@@ -78,7 +79,8 @@ def run(a) -> dict:
                    lr_decay_iters=a.iters if a.lr_decay else 0)
     torch.manual_seed(a.seed)
     actor = GuidanceModule(1, width=a.width, depth=a.depth, levels=a.levels, emb=16, output_scaling=a.output_scaling)
-    trainer = AIDTrainer(net, actor, Critic(1, width=a.width, emb=16, head=a.critic_head, sees_x0=a.critic_x0), cfg)
+    trainer = AIDTrainer(net, actor, Critic(1, width=a.width, emb=16, head=a.critic_head, sees_x0=a.critic_x0,
+                                                  levels=a.critic_levels), cfg)
     x_eval = draw(a.eval_batch, torch.Generator().manual_seed(10_000 + a.seed))
     m_eval, m_train = (mask1.expand(n, 1, a.res, a.res) for n in (a.eval_batch, a.batch))
     J_star = LQOptimum(net, trainer.sigmas.double(), mask1, beta=a.beta).optimal_cost(x_eval)

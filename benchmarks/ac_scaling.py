@@ -35,6 +35,7 @@ SETTINGS = {
     "paper+lr_decay": ["--lr-decay"],
     "lookahead+unet": LOOKAHEAD + ["--levels", "2"],
     "paper+unet": ["--levels", "2"],
+    "lookahead+unet2": LOOKAHEAD + ["--levels", "2", "--critic-levels", "2"],
 }
 
 

@@ -131,16 +131,15 @@ class Critic(nn.Module):
     sum (not a mean) lets the value grow with d as the cost does."""
 
     def __init__(self, img_channels: int, width: int = 32, emb: int = 32, sigma_data: float = 0.5,
-                 head: str = "pool", sees_x0: bool = False):
+                 head: str = "pool", sees_x0: bool = False, levels: int = 0):
         super().__init__()
         if head not in ("pool", "pixel_sum"):
             raise ValueError(f"Critic: head must be 'pool' or 'pixel_sum', got {head!r}")
         self.config = dict(img_channels=img_channels, width=width, emb=emb, sigma_data=sigma_data, head=head,
-                           sees_x0=sees_x0)
+                           sees_x0=sees_x0, levels=levels)
         self.sigma_data, self.head_kind, self.sees_x0 = sigma_data, head, sees_x0
         self.embed = NoiseEmbedding(emb)
-        self.conv0 = nn.Conv2d((3 if sees_x0 else 2) * img_channels + 1, width, 3, padding=1)
-        self.block = FiLMBlock(width, emb)
+        self.body = FiLMUNet((3 if sees_x0 else 2) * img_channels + 1, width, emb, levels)
         if head == "pool":
             self.conv1 = nn.Conv2d(width, width, 3, stride=2, padding=1)
             self.head = nn.Sequential(nn.Linear(width + emb, width), nn.SiLU(), nn.Linear(width, 1))
@@ -153,7 +152,7 @@ class Critic(nn.Module):
         if self.sees_x0 and x0 is None:
             raise ValueError("Critic: this critic was built with sees_x0=True; pass x0")
         t = self.embed(sigma)
-        h = self.block(self.conv0(_inputs(x, sigma, y, mask, x0 if self.sees_x0 else None, self.sigma_data)), t)
+        h = self.body(_inputs(x, sigma, y, mask, x0 if self.sees_x0 else None, self.sigma_data), t)
         if self.head_kind == "pixel_sum":
             g, b = self.head(h).unbind(1)
             return (g.square() + b).sum(dim=(1, 2))
