@@ -1,0 +1,66 @@
+"""Deployment of a trained guidance module (AID-METHOD.md §6): the EDM sampler with the actor's
+deterministic mean μ_φ added as the control u after every step, then (optionally) the known
+pixels pasted. Same call signature and report as the baselines in aid.baselines."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+import aid_ext
+
+from .actor_critic import ACConfig
+from .baselines.deft import n_params
+from .checkpoint import load_module
+from .edm.sampler import device_of, nfe, sample
+from .guidance import GuidanceModule
+
+
+def load_actor(path: str, device="cpu") -> GuidanceModule:
+    """A frozen guidance module from an actor.safetensors written by aid.train_aid."""
+    return load_module(path, GuidanceModule, "GuidanceModule",
+                       " (train one with `python -m aid.train_aid`)").to(device)
+
+
+def _check(backbone, actor, y, mask, seeds) -> None:
+    shape = (backbone.img_channels, backbone.img_resolution, backbone.img_resolution)
+    if y.dim() != 4 or tuple(y.shape[1:]) != shape:
+        raise ValueError(f"sample_aid: y must be [B, {', '.join(map(str, shape))}] like the backbone's images, "
+                         f"got {list(y.shape)}")
+    if mask.dim() != 4 or tuple(mask.shape) != (y.shape[0], 1, *shape[1:]):
+        raise ValueError(f"sample_aid: mask must be [{y.shape[0]}, 1, {shape[1]}, {shape[2]}] (1 = known), "
+                         f"got {list(mask.shape)}")
+    if len(seeds) != y.shape[0]:
+        raise ValueError(f"sample_aid: one seed per image: {len(seeds)} seeds for {y.shape[0]} images")
+    channels = getattr(actor, "config", {}).get("img_channels", shape[0])
+    if channels != shape[0]:
+        raise ValueError(f"sample_aid: the guidance module was built for {channels}-channel images, "
+                         f"the backbone's have {shape[0]}")
+
+
+@torch.no_grad()
+def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, solver="euler", paste=True,
+               progress=False):
+    """Inpaint with AID: x_{i+1} = Step_D(x_i) + Δr_i·μ_φ(σ_i, x_i; y, m, D), then x̂ = m⊙y + (1−m)⊙x_N.
+
+    backbone  the frozen EDM backbone the actor was trained with.
+    actor     a GuidanceModule, or the path of an actor.safetensors (loaded frozen).
+    y, mask   [B, C, H, W] and [B, 1, H, W] (1 = known); only m⊙y is read.
+    num_steps, solver  should be those of training (ACConfig.num_steps, ACConfig.solver).
+    Returns (x [B, C, H, W], report) with report = {nfe, vjp (0), actor_params, seconds}."""
+    device = device_of(backbone)
+    if isinstance(actor, str):
+        actor = load_actor(actor, device)
+    _check(backbone, actor, y, mask, seeds)
+    t0 = time.perf_counter()
+    mask = mask.to(device, torch.float32)
+    y = mask * y.to(device, torch.float32)  # the actor was trained on y = m⊙x0
+    guidance = lambda x, s, D: actor(x, s, y, mask, D)  # noqa: E731
+    x = sample(backbone, seeds, num_steps=num_steps, solver=solver, guidance=guidance, progress=progress)
+    if paste:
+        x = aid_ext.mask_project(x, mask, y, torch.zeros(x.shape[0], device=device))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    report = {"nfe": nfe(num_steps, solver), "vjp": 0, "actor_params": n_params(actor),
+              "seconds": time.perf_counter() - t0}
+    return x, report
