@@ -53,12 +53,12 @@ import aid
 import aid_ext
 from aid.baselines import METHODS, repaint_schedule
 from aid.baselines.deft import HOW_TO_TRAIN, deft, h_transform
-from aid.checkpoint import atomic_write, load_module
+from aid.checkpoint import atomic_write
 from aid.data import fashion_mnist
-from aid.edm import DEFAULT_BACKBONE, load, nfe, sample
+from aid.deploy import load_actor, sample_aid
+from aid.edm import DEFAULT_BACKBONE, load
 from aid.edm.sampler import device_of
 from aid.fid_inception import sha256_of
-from aid.guidance import GuidanceModule
 from aid.masks import KINDS, TEST_SET_VERSION, benchmark_masks
 from aid.metrics import fmnist_distances, hole_mse, psnr, ssim
 from aid.plots import curve_panels, image_table
@@ -111,17 +111,10 @@ def points(name: str, fn, targets: list[int], with_default: bool) -> list[dict]:
 
 
 def aid_sampler(path: str, net):
-    """The hook for AID: a trained guidance module (aid.guidance.GuidanceModule saved with
-    aid.checkpoint.save_module as kind "GuidanceModule") steering aid.edm.sample's Euler steps with
-    u = module(x, σ, y, m, D); the known pixels are then pasted, as every baseline does."""
-    module = load_module(path, GuidanceModule, "GuidanceModule").to(device_of(net))
-
-    def aid_method(net, y, mask, seeds, num_steps):
-        x = sample(net, seeds, num_steps=num_steps, solver="euler",
-                   guidance=lambda x_, s, D: module(x_, s, y, mask, D))
-        return aid_ext.mask_project(x, mask, y, torch.zeros(len(seeds), device=x.device)), \
-            {"nfe": nfe(num_steps, "euler"), "vjp": 0}
-    return aid_method
+    """The hook for AID: a trained guidance module (actor.safetensors from aid.train_aid) run by
+    aid.sample_aid (Euler steps with u = μ_φ(x, σ; y, m, D), then the known pixels pasted)."""
+    actor = load_actor(path, device_of(net))
+    return lambda net, y, mask, seeds, num_steps: sample_aid(net, actor, y, mask, seeds, num_steps=num_steps)
 
 
 def samplers(a, net) -> tuple[dict, dict]:

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from aid.checkpoint import save_module
-from aid.classifier import BUNDLED, FashionClassifier, accuracy, load_classifier, train_classifier
+from aid.classifier import BUNDLED, accuracy, load_classifier, train_classifier
 from aid.data import image_dataset
 
 

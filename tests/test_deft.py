@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from aid.baselines import METHODS, paste
-from aid.baselines.deft import HTransform, deft, deft_loss, n_params, train_deft
+from aid.baselines.deft import HTransform, deft, deft_loss, train_deft
+from aid.guidance import n_params
 from aid.checkpoint import read_metadata, save_module
 from aid.edm import EDMPrecond, edm_sigmas, sample
 from aid.masks import masks

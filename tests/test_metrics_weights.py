@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from aid.fid_inception import FIDInceptionV3, inception_features, load_fid_inception
-from aid.lpips import LPIPS, load_lpips, lpips_distance
+from aid.lpips import load_lpips, lpips_distance
 from aid.metrics import SKIPPED, optional_metrics
 
 ENV_VARS = ("AID_INCEPTION_WEIGHTS", "AID_LPIPS_BACKBONE", "AID_LPIPS_HEADS")

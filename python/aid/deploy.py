@@ -10,10 +10,9 @@ import torch
 import aid_ext
 
 from .actor_critic import ACConfig
-from .baselines.deft import n_params
 from .checkpoint import load_module
 from .edm.sampler import device_of, nfe, sample
-from .guidance import GuidanceModule
+from .guidance import GuidanceModule, n_params
 
 
 def load_actor(path: str, device="cpu") -> GuidanceModule:

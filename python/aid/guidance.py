@@ -160,6 +160,10 @@ class Critic(nn.Module):
         return self.head(torch.cat([h, t], dim=1)).squeeze(1)
 
 
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
 def parameter_ratio(module: nn.Module, backbone: nn.Module) -> float:
     """The module's parameter count as a fraction of the backbone's (the spec asks < 1 %)."""
-    return sum(p.numel() for p in module.parameters()) / sum(p.numel() for p in backbone.parameters())
+    return n_params(module) / n_params(backbone)

@@ -128,6 +128,15 @@ def masks(kind: str, n: int, res: int, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(np.stack([make_mask(kind, res, seed * 1_000_003 + i) for i in range(n)]))[:, None]
 
 
+def mask_pool(kinds, per_kind: int, res: int, seed: int) -> torch.Tensor:
+    """A fixed training pool [len(kinds)·per_kind, 1, res, res]: per_kind masks of each kind (DEFT, too,
+    trains on a fixed pool). Pass a seed other than the benchmark's (10_000 + TEST_SET_VERSION)."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if not kinds or unknown:
+        raise ValueError(f"mask_kinds must be a non-empty list from {', '.join(KINDS)}; got {kinds}")
+    return torch.cat([masks(k, per_kind, res, seed) for k in kinds])
+
+
 def benchmark_masks(kind: str, n: int, res: int) -> torch.Tensor:
     """The fixed, versioned benchmark set: the same masks on every machine for a given version."""
     return masks(kind, n, res, seed=10_000 + TEST_SET_VERSION)

@@ -36,11 +36,10 @@ import torch
 import torch.distributed as dist
 
 from .actor_critic import ACConfig, AIDTrainer
-from .baselines.deft import mask_pool, n_params
 from .checkpoint import atomic_write, save_module
 from .edm.sampler import device_of
-from .guidance import Critic, GuidanceModule
-from .masks import KINDS
+from .guidance import Critic, GuidanceModule, n_params
+from .masks import KINDS, mask_pool
 
 TRAIN_MASK_SEED = 20_000  # mask pools use masks(kind, n, res, TRAIN_MASK_SEED + seed), never the benchmark's 10_000 + v
 METRICS = ("cost", "critic_loss", "actor_loss", "td_abs")

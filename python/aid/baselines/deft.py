@@ -27,8 +27,8 @@ import aid_ext
 
 from ..checkpoint import atomic_write, load_module, save_module
 from ..edm.sampler import device_of, guided_step
-from ..guidance import FiLMUNet, NoiseEmbedding
-from ..masks import KINDS, masks
+from ..guidance import FiLMUNet, NoiseEmbedding, n_params
+from ..masks import KINDS, mask_pool
 from .common import start
 
 KIND = "DEFTHTransform"
@@ -66,10 +66,6 @@ class HTransform(nn.Module):
         g = mask * (denoised - y) / sigma.view(-1, 1, 1, 1)
         a = self.body(torch.cat([aid_ext.edm_scale_input(x, sigma, self.sigma_data), denoised, y, mask, g], 1), t)
         return self.conv_out(F.silu(self.norm_out(a))) + self.scale(t).view(-1, 1, 1, 1) * g
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def h_transform(h, net) -> HTransform:
@@ -122,14 +118,6 @@ def deft_loss(backbone, h, x0, mask, generator, P_mean=-1.2, P_std=1.2) -> torch
         D = backbone(x, sigma)
     D_c = D - s * h(x, sigma, y, mask, D)
     return ((s**2 + sd**2) / (s * sd) ** 2 * (D_c - x0).square()).mean()
-
-
-def mask_pool(kinds, per_kind: int, res: int, seed: int) -> torch.Tensor:
-    """DEFT trains on a fixed pool of masks (10,000 freeform ones); here per_kind of each kind [n, 1, res, res]."""
-    unknown = [k for k in kinds if k not in KINDS]
-    if not kinds or unknown:
-        raise ValueError(f"train_deft: mask_kinds must be a non-empty list from {', '.join(KINDS)}; got {kinds}")
-    return torch.cat([masks(k, per_kind, res, seed) for k in kinds])
 
 
 def train_deft(backbone, data: torch.Tensor, run_dir: str, *, mask_kinds, iters: int, batch: int = 64, lr=1e-3,
