@@ -8,7 +8,9 @@ mask from aid.masks. Prints J(μ) of the deterministic actor every --every itera
 J(0) (unguided) and J* (the Riccati optimum, aid.oracle.LQOptimum), and the optimality gap
 (J − J*)/(J(0) − J*): 1 = no better than unguided, 0 = optimal. All J are evaluated on the
 same held-out clean images and the same start noise. The actor and critic are the ones used
-on real images (aid.guidance), trained by aid.actor_critic.AIDTrainer.
+on real images (aid.guidance), trained by aid.actor_critic.AIDTrainer. This script's defaults
+are the paper's loop (likelihood-ratio actor, pooled critic that does not see x0, ART-RL's
+learning rates); the package's defaults are the best measured settings (benchmarks/RESULTS.md).
 """
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ def test_lookahead_actor_step_reads_the_rollout_and_moves_only_the_actor():
     net = GaussianDenoiser(torch.zeros(16, dtype=torch.float64), random_covariance(16, 0, decay=1.0), SHAPE)
     critic = Critic(1, width=8, emb=8, head="pixel_sum", sees_x0=True)
     trainer = AIDTrainer(net, GuidanceModule(1, width=8, depth=1, emb=8), critic,
-                         ACConfig(num_steps=4, actor_update="lookahead", lr_actor=1e-2, lr_critic=0.0))
+                         ACConfig(num_steps=4, actor_update="lookahead", lr_actor=1e-2, lr_critic=0.0,
+                                                   critic_warmup=0))
     g = torch.Generator().manual_seed(1)
     x0, mask = 0.5 * torch.randn(8, *SHAPE, generator=g), torch.zeros(8, 1, 4, 4)
     mask[..., :2] = 1
@@ -96,7 +97,7 @@ def test_lookahead_actor_step_reads_the_rollout_and_moves_only_the_actor():
 
 def test_pixel_sum_critic_is_a_sum_over_pixels_and_x0_is_required_when_configured():
     torch.manual_seed(0)
-    critic = Critic(1, width=8, emb=8, head="pixel_sum")
+    critic = Critic(1, width=8, emb=8, head="pixel_sum", sees_x0=False)
     x, y, mask = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8), torch.ones(2, 1, 8, 8)
     sigma = torch.tensor([1.0, 2.0])
     with torch.no_grad():

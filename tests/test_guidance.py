@@ -55,6 +55,7 @@ def test_default_actor_is_under_one_percent_of_the_backbone(backbone):
 
 
 def test_critic_gives_one_value_per_image():
-    critic = Critic(3)
-    v = critic(torch.randn(5, 3, 8, 8), torch.rand(5) + 0.1, torch.randn(5, 3, 8, 8), torch.ones(5, 1, 8, 8))
-    assert v.shape == (5,) and torch.isfinite(v).all()
+    x, s, y, m = torch.randn(5, 3, 8, 8), torch.rand(5) + 0.1, torch.randn(5, 3, 8, 8), torch.ones(5, 1, 8, 8)
+    for critic in (Critic(3), Critic(3, head="pool", sees_x0=False, levels=1)):
+        v = critic(x, s, y, m, x0=torch.randn(5, 3, 8, 8))
+        assert v.shape == (5,) and torch.isfinite(v).all()

@@ -128,8 +128,8 @@ class _NoiseByGlobalRow:
         return torch.randn((b * self.world, *shape[1:]), generator=self.gen)[self.rank * b:(self.rank + 1) * b]
 
 
-DDP_RUN = dict(cfg=ACConfig(lr_actor=1e-2, lr_critic=1e-2), mask_kinds=["random_box", "pixels50"], batch=4, iters=3,
-               num_steps_choices=[2, 3], log_every=1, **SMALL)
+DDP_RUN = dict(cfg=ACConfig(lr_actor=1e-2, lr_critic=1e-2, critic_warmup=0), mask_kinds=["random_box", "pixels50"],
+               batch=4, iters=3, num_steps_choices=[2, 3], log_every=1, **SMALL)
 
 
 def _ddp_worker(rank: int, world: int, port: int, run_dir: str):

@@ -34,12 +34,13 @@ class ACConfig:
     num_steps: int = 9            # K: rollout steps, on the deployment σ grid
     solver: str = "euler"         # rollout solver, as at deployment ("euler" or "heun")
     w_hole: float = 1.0           # Ψ = ‖m⊙e‖² + w_hole·‖(1−m)⊙e‖², e = X_K − x0
-    lr_actor: float = 1e-4        # Adam, betas (0.9, 0.999) (ART-RL's published settings)
-    lr_critic: float = 1e-4
-    critic_warmup: int = 0        # iterations of critic-only updates (actor frozen at its init, μ ≡ 0)
+    lr_actor: float = 1e-3        # Adam, betas (0.9, 0.999); ART-RL published 1e-4 for both. These three
+    lr_critic: float = 3e-3       # defaults are the best measured on the field oracle (benchmarks/RESULTS.md)
+    critic_warmup: int = 100      # iterations of critic-only updates (actor frozen at its init, μ ≡ 0)
     lr_decay_iters: int = 0       # > 0: both learning rates follow a cosine from lr to 0 over so many iterations
     delta_norm: bool = False      # divide δ_k by its standard deviation over the batch, per step k
-    actor_update: str = "likelihood_ratio"  # the paper's score-function step, or "lookahead" (module doc)
+    actor_update: str = "lookahead"  # or "likelihood_ratio", the paper's score-function step (module doc;
+                                     # it diverged on the field oracle at d = 256, benchmarks/RESULTS.md)
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     rho: float = 7.0

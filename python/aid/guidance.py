@@ -128,10 +128,11 @@ class Critic(nn.Module):
     of g_p² + b_p, where (g, b) are two per-pixel output channels. The cost-to-go of AID's problem
     is a sum over pixels (Ψ is) and, on the linear-Gaussian oracle, a quadratic form eᵀSe with S
     positive semi-definite; Σ_p g_p² with g linear in a local patch is exactly such a form, and the
-    sum (not a mean) lets the value grow with d as the cost does."""
+    sum (not a mean) lets the value grow with d as the cost does. The defaults (pixel_sum, and a
+    critic that sees x0) are the best measured on the field oracle (benchmarks/RESULTS.md)."""
 
     def __init__(self, img_channels: int, width: int = 32, emb: int = 32, sigma_data: float = 0.5,
-                 head: str = "pool", sees_x0: bool = False, levels: int = 0):
+                 head: str = "pixel_sum", sees_x0: bool = True, levels: int = 0):
         super().__init__()
         if head not in ("pool", "pixel_sum"):
             raise ValueError(f"Critic: head must be 'pool' or 'pixel_sum', got {head!r}")
