@@ -70,7 +70,7 @@ AMORTIZED = {  # methods that need a trained module: the option that gives it, a
     "aid": ("--aid", "AID is only reported from a trained guidance module (aid.guidance.GuidanceModule checkpoint)")}
 RES = 32  # Fashion-MNIST padded to 32×32: the FD_fmnist classifier's input
 DEFAULTS = dict(methods=ALL_METHODS, nfe=[5, 9, 19, 35], masks=["center_box", "pixels70", "lama_medium", "half_right"],
-                images=1000, batch=200, fd_min_images=1000, no_default_nfe=False)
+                images=1000, batch=64, fd_min_images=1000, no_default_nfe=False)
 QUICK = dict(methods=["paste", "ddnm", "repaint", "pigdm"], nfe=[5, 9], masks=["center_box", "pixels70"], images=8,
              batch=8, fd_min_images=8, no_default_nfe=True)
 HOLE_RGB = (-0.5, -0.1, 0.7)  # the hole in the examples' masked inputs: a flat blue, in [-1, 1]
@@ -320,7 +320,7 @@ def parse_args(argv):
                    help=f"aid.masks kinds, from {', '.join(KINDS)} [{' '.join(DEFAULTS['masks'])}] "
                         f"(quick: {' '.join(QUICK['masks'])})")
     p.add_argument("--images", type=int, help="test images per cell [1000] (quick: 8)")
-    p.add_argument("--batch", type=int, help="images per sampler call [200] (quick: 8)")
+    p.add_argument("--batch", type=int, help="images per sampler call [64] (quick: 8)")
     p.add_argument("--fd-min-images", type=int, help="report FD/KD_fmnist only with so many images [1000] (quick: 8)")
     p.add_argument("--no-default-nfe", action="store_true", default=None,
                    help="leave out each method's default num_steps (quick: left out)")
