@@ -14,7 +14,7 @@ import json
 
 import torch
 
-from aid.baselines import METHODS, repaint_schedule
+from aid.baselines import METHODS, repaint_nfe
 from aid.oracle import GaussianDenoiser, moments, random_covariance
 
 SHAPE = (1, 8, 8)
@@ -26,8 +26,7 @@ def settings(name: str, nfe: int) -> dict | None:
     if name == "repaint":
         for n in range(nfe, 1, -1):
             j = max(1, n // 4)
-            path = repaint_schedule(n, j, 2)
-            if sum(b > a for a, b in zip(path, path[1:])) <= nfe:
+            if repaint_nfe(n, j, 2) <= nfe:
                 return dict(num_steps=n, jump_length=j, jump_n_sample=2)
         return None
     return dict(num_steps=nfe, **{"dps": dict(zeta=0.5)}.get(name, {}))

@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 
 import aid
 import aid_ext
-from aid.baselines import METHODS, repaint_schedule
+from aid.baselines import METHODS, repaint_nfe
 from aid.baselines.deft import HOW_TO_TRAIN, deft, h_transform
 from aid.checkpoint import atomic_write
 from aid.data import fashion_mnist
@@ -85,8 +85,7 @@ def defaults(fn) -> dict:
 def cost(name: str, num_steps: int, hp: dict) -> int:
     """NFE + VJP per image of one run, as the method's report counts it."""
     if name == "repaint":
-        path = repaint_schedule(num_steps, hp["jump_length"], hp["jump_n_sample"])
-        return sum(b > a for a, b in zip(path, path[1:]))
+        return repaint_nfe(num_steps, hp["jump_length"], hp["jump_n_sample"])
     return num_steps * (2 if name in VJP_PER_STEP else 1)
 
 

@@ -5,7 +5,7 @@ have their own tests (AMORTIZED)."""
 import pytest
 import torch
 
-from aid.baselines import METHODS, repaint_schedule
+from aid.baselines import METHODS, repaint_nfe, repaint_schedule
 from aid.oracle import GaussianDenoiser, moments, random_covariance
 
 SHAPE = (1, 4, 4)
@@ -49,8 +49,7 @@ def test_shapes_known_pixels_seeds_and_cost(name, problem):
     again, _ = _run(name, problem, 4)
     assert torch.equal(x, again)
     steps = SETTINGS[name]["num_steps"]
-    path = repaint_schedule(20, 5, 3)
-    want_nfe = sum(b > a for a, b in zip(path, path[1:])) if name == "repaint" else steps
+    want_nfe = repaint_nfe(20, 5, 3) if name == "repaint" else steps
     assert report["nfe"] == want_nfe
     assert report["vjp"] == (steps if name in ("dps", "pigdm") else 0)
 
@@ -69,8 +68,9 @@ def test_every_method_uses_the_observation(problem):
 
 def test_repaint_schedule_counts():
     path = repaint_schedule(250, 10, 10)
+    assert path[0] == 0 and path[-1] == 250
     forward = sum(b > a for a, b in zip(path, path[1:]))
-    assert forward == 2410 and path[0] == 0 and path[-1] == 250  # RePaint's 250/10/10 schedule, 2,410 model calls
+    assert repaint_nfe(250, 10, 10) == forward == 2410  # RePaint's 250/10/10 schedule: 2,410 model calls
 
 
 def test_bad_arguments(problem):

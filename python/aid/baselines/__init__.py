@@ -6,11 +6,11 @@ from .deft import deft, train_deft
 from .diffpir import diffpir
 from .guided import dps, pigdm
 from .paste import paste
-from .repaint import repaint, repaint_schedule
+from .repaint import repaint, repaint_nfe, repaint_schedule
 from .replacement import replacement
 
 METHODS = {"paste": paste, "replacement": replacement, "repaint": repaint, "ddnm": ddnm, "diffpir": diffpir,
            "dps": dps, "pigdm": pigdm, "deft": deft}
 
-__all__ = ["METHODS", "ddnm", "deft", "diffpir", "dps", "paste", "pigdm", "repaint", "repaint_schedule", "replacement",
+__all__ = ["METHODS", "ddnm", "deft", "diffpir", "dps", "paste", "pigdm", "repaint", "repaint_nfe", "repaint_schedule", "replacement",
            "train_deft"]

@@ -24,6 +24,12 @@ def repaint_schedule(num_steps: int, jump_length: int, jump_n_sample: int) -> li
     return path
 
 
+def repaint_nfe(num_steps: int, jump_length: int, jump_n_sample: int) -> int:
+    """Backbone evaluations of one RePaint run: the forward moves of its schedule (undo steps cost none)."""
+    path = repaint_schedule(num_steps, jump_length, jump_n_sample)
+    return sum(b > a for a, b in zip(path, path[1:]))
+
+
 def repaint(net, y, mask, seeds, num_steps=50, jump_length=10, jump_n_sample=10):
     run, x = start(net, y, mask, seeds, num_steps)
     eta = torch.ones(run.B, device=x.device)
