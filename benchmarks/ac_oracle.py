@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--warmup", type=int, default=0, help="critic-only iterations first")
     p.add_argument("--delta-norm", action="store_true")
+    p.add_argument("--critic-trace", type=float, default=0.0, help="ℓ of the critic's λ-return (0 = TD(0))")
     p.add_argument("--lr-decay", action="store_true", help="cosine decay of both learning rates over --iters")
     p.add_argument("--actor-update", default="likelihood_ratio", choices=["likelihood_ratio", "lookahead"])
     p.add_argument("--critic-head", default="pool", choices=["pool", "pixel_sum"])
@@ -78,6 +79,7 @@ def run(a) -> dict:
     net, draw, mask1 = problem(a)
     cfg = ACConfig(beta=a.beta, lam=a.lam, num_steps=a.steps, lr_actor=a.lr_actor, lr_critic=a.lr_critic,
                    critic_warmup=a.warmup, delta_norm=a.delta_norm, actor_update=a.actor_update,
+                   critic_trace=a.critic_trace,
                    lr_decay_iters=a.iters if a.lr_decay else 0)
     torch.manual_seed(a.seed)
     actor = GuidanceModule(1, width=a.width, depth=a.depth, levels=a.levels, emb=16, output_scaling=a.output_scaling)

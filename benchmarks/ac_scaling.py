@@ -36,6 +36,8 @@ SETTINGS = {
     "lookahead+unet": LOOKAHEAD + ["--levels", "2"],
     "paper+unet": ["--levels", "2"],
     "lookahead+unet2": LOOKAHEAD + ["--levels", "2", "--critic-levels", "2"],
+    "lookahead+trace0.5": LOOKAHEAD + ["--critic-trace", "0.5"],
+    "lookahead+mc": LOOKAHEAD + ["--critic-trace", "1"],
 }
 
 

@@ -108,3 +108,13 @@ def test_pixel_sum_critic_is_a_sum_over_pixels_and_x0_is_required_when_configure
         Critic(1, width=8, emb=8, sees_x0=True)(x, sigma, y, mask)
     with pytest.raises(ValueError, match="head must be"):
         Critic(1, head="attention")
+
+
+def test_lambda_returns_span_td0_to_monte_carlo():
+    v = torch.tensor([[1.0], [2.0], [3.0], [10.0]])  # V̂_0..V̂_2 and the anchored terminal V̂_3
+    c = torch.tensor([[0.5], [0.25], [0.125]])       # running costs
+    for ell, want in ((0.0, v[1:] + c), (1.0, torch.tensor([[10.875], [10.375], [10.125]]))):
+        trainer, _, _ = _setup(critic_trace=ell)
+        torch.testing.assert_close(trainer.lambda_returns(v, c), want)
+    trainer, x0, mask = _setup(critic_trace=0.5)
+    assert torch.isfinite(torch.tensor(trainer.step(x0, mask, torch.Generator().manual_seed(0))["critic_loss"]))

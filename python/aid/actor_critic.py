@@ -39,6 +39,7 @@ class ACConfig:
     critic_warmup: int = 100      # iterations of critic-only updates (actor frozen at its init, μ ≡ 0)
     lr_decay_iters: int = 0       # > 0: both learning rates follow a cosine from lr to 0 over so many iterations
     delta_norm: bool = False      # divide δ_k by its standard deviation over the batch, per step k
+    critic_trace: float = 0.0     # ℓ of the critic's λ-return target: 0 = TD(0) (the spec), 1 = Monte Carlo
     actor_update: str = "lookahead"  # or "likelihood_ratio", the paper's score-function step (module doc;
                                      # it diverged on the field oracle at d = 256, benchmarks/RESULTS.md)
     sigma_min: float = 0.002
@@ -153,6 +154,15 @@ class AIDTrainer:
         self.opt_actor.step()
         return loss.detach()
 
+    def lambda_returns(self, v: torch.Tensor, running: torch.Tensor) -> torch.Tensor:
+        """The critic's targets G_k = c_k + (1 − ℓ)·V̂_{k+1} + ℓ·G_{k+1}, G_K = V̂_K (the anchored Ψ − λT),
+        c_k the running cost, ℓ = cfg.critic_trace: [K, B]. ℓ = 0 is TD(0)'s V̂_{k+1} + c_k."""
+        ell, G, out = self.cfg.critic_trace, v[-1], []
+        for k in reversed(range(running.shape[0])):
+            G = running[k] + (1 - ell) * v[k + 1] + ell * G
+            out.insert(0, G)
+        return torch.stack(out)
+
     def set_learning_rates(self):
         """Cosine decay from the configured rates to 0 over cfg.lr_decay_iters (a function of the
         iteration count alone, so resuming needs no scheduler state)."""
@@ -171,9 +181,12 @@ class AIDTrainer:
         v = self.values(X, x0, mask, x_final)
         running = control_cost(As, self.sigmas, cfg.beta)
         delta = (v[1:] - v[:-1] + running).detach()  # [K, B]
+        critic_delta = delta  # TD(0); with a trace, the λ-return's error
+        if cfg.critic_trace > 0:
+            critic_delta = (self.lambda_returns(v.detach(), running) - v[:-1]).detach()
         if cfg.delta_norm:
-            delta = delta / (delta.std(dim=1, keepdim=True) + 1e-8)
-        critic_loss = -(v[:-1] * delta).sum(0).mean()
+            delta, critic_delta = (t / (t.std(dim=1, keepdim=True) + 1e-8) for t in (delta, critic_delta))
+        critic_loss = -(v[:-1] * critic_delta).sum(0).mean()
         self.opt_critic.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.opt_critic.step()
