@@ -39,7 +39,8 @@ class ACConfig:
     critic_warmup: int = 100      # iterations of critic-only updates (actor frozen at its init, μ ≡ 0)
     lr_decay_iters: int = 0       # > 0: both learning rates follow a cosine from lr to 0 over so many iterations
     delta_norm: bool = False      # divide δ_k by its standard deviation over the batch, per step k
-    critic_trace: float = 0.0     # ℓ of the critic's λ-return target: 0 = TD(0) (the spec), 1 = Monte Carlo
+    critic_trace: float = 1.0     # ℓ of the critic's λ-return target: 0 = TD(0) (the spec), 1 = Monte Carlo
+                                  # (the default: best measured on the field oracle, benchmarks/RESULTS.md)
     actor_update: str = "lookahead"  # or "likelihood_ratio", the paper's score-function step (module doc;
                                      # it diverged on the field oracle at d = 256, benchmarks/RESULTS.md)
     sigma_min: float = 0.002
