@@ -15,7 +15,8 @@ can then descend the one-step Bellman objective through the critic,
   Σ_k (β/2)Δr_k‖μ_φ(X_k)‖² + V̂_{k+1}(Step_D(X_k) + Δr_k·μ_φ(X_k))      (V̂_K = Ψ(·; x0)),
 a deterministic policy gradient. Its minimizer is the discrete Riccati step when V̂ is exact
 (u = −(β/2·I + Δr_k S)⁻¹(S·Step_D(X_k) − s)), so it keeps Δr, unlike regressing μ on −∇V̂/β.
-The critic is still trained by the paper's TD rule; only the actor's gradient estimator changes.
+The critic keeps the paper's semi-gradient update; its target is TD(0)'s V̂_{k+1} + c_k or, with
+critic_trace = ℓ > 0, a λ-return (ℓ = 1: the Monte-Carlo cost-to-go, the default by measurement).
 """
 from __future__ import annotations
 
@@ -79,6 +80,16 @@ def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.G
     return torch.stack(X), torch.stack(Ds), torch.stack(As), x
 
 
+def _merge(t: torch.Tensor) -> torch.Tensor:
+    """[K, B, ...] → [K·B, ...]: a rollout's steps as one batch."""
+    return t.reshape(-1, *t.shape[2:])
+
+
+def _tile(t: torch.Tensor, K: int) -> torch.Tensor:
+    """[B, ...] → [K·B, ...]: per-image inputs (y, m, x0) repeated for each of K steps, step-major."""
+    return t.expand(K, *t.shape).reshape(-1, *t.shape[1:])
+
+
 def control_cost(actions: torch.Tensor, sigmas: torch.Tensor, beta: float) -> torch.Tensor:
     """(β/2)‖A_k‖²·Δr_k per step and image: [K, B]."""
     dr = (sigmas[:-1] - sigmas[1:]).view(-1, 1)
@@ -101,24 +112,28 @@ class AIDTrainer:
         self.r = self.sigmas[0] - self.sigmas  # the sampling clock r_k = σ_0 − σ_k; T = r_K
         self.iteration = 0
 
+    def critic_out(self, X, k0: int, x0, mask):
+        """NN_θ(σ_{k0+j}, X_j; y, m, x0) for states X [J, B, ...] at grid indices k0 … k0 + J − 1: [J, B]."""
+        J, B = X.shape[:2]
+        s = self.sigmas[k0:k0 + J].repeat_interleave(B)
+        return self.critic(_merge(X), s, _tile(mask * x0, J), _tile(mask, J), _tile(x0, J)).view(J, B)
+
+    def mean_action(self, X, Ds, x0, mask):
+        """μ_φ(σ_k, X_k; y, m, D_k) for the rollout's states X, Ds [K, B, ...], with grad into the actor."""
+        K, B = X.shape[:2]
+        s = self.sigmas[:K].repeat_interleave(B)
+        return self.actor(_merge(X), s, _tile(mask * x0, K), _tile(mask, K), _merge(Ds)).view_as(X)
+
     def values(self, X, x0, mask, x_final):
         """V̂_k for k < K (with grad into the critic) and the anchored terminal V̂_K: [K + 1, B]."""
-        K, B = X.shape[:2]
-        y = mask * x0
-        flat = lambda t: t.expand(K, *t.shape).reshape(K * B, *t.shape[1:])  # noqa: E731
-        s = self.sigmas[:K].repeat_interleave(B)
-        nn_out = self.critic(X.reshape(K * B, *X.shape[2:]), s, flat(y), flat(mask), flat(x0)).view(K, B)
-        v = nn_out - self.cfg.lam * self.r[:K].view(K, 1)
+        K = X.shape[0]
+        v = self.critic_out(X, 0, x0, mask) - self.cfg.lam * self.r[:K].view(K, 1)
         v_T = terminal_cost(x_final, x0, mask, self.cfg.w_hole) - self.cfg.lam * self.r[K]
         return torch.cat([v, v_T[None]])
 
     def log_prob(self, X, Ds, As, x0, mask):
         """log π_φ(A_k | σ_k, X_k) up to a constant, with grad into the actor: [K, B]."""
-        K, B = X.shape[:2]
-        y = mask * x0
-        flat = lambda t: t.reshape(K * B, *t.shape[2:])  # noqa: E731
-        rep = lambda t: t.expand(K, *t.shape).reshape(K * B, *t.shape[1:])  # noqa: E731
-        mu = self.actor(flat(X), self.sigmas[:K].repeat_interleave(B), rep(y), rep(mask), flat(Ds)).view_as(As)
+        mu = self.mean_action(X, Ds, x0, mask)
         s_lam2 = sigma_lambda(self.cfg, x0[0].numel()) ** 2
         return -(As - mu).flatten(2).square().sum(2) / (2 * s_lam2)
 
@@ -126,20 +141,14 @@ class AIDTrainer:
         """Σ_k (β/2)Δr_k‖μ_k‖² + V̂_{k+1}(Step_D(X_k) + Δr_k·μ_k), μ_k = μ_φ(X_k), averaged over the batch,
         with V̂_K = Ψ(·; x0). Step_D(X_k) = X_{k+1} − Δr_k·A_k is read off the rollout (the control is
         additive), so the backbone is not called again. The −λ·r terms are constants and left out."""
-        K, B = X.shape[:2]
-        y = mask * x0
-        flat = lambda t: t.reshape(K * B, *t.shape[2:])  # noqa: E731
-        rep = lambda t: t.expand(K, *t.shape).reshape(K * B, *t.shape[1:])  # noqa: E731
+        K = X.shape[0]
         dr = (self.sigmas[:-1] - self.sigmas[1:])[:K].view(K, 1, *([1] * (X.dim() - 2)))
         base = torch.cat([X[1:], x_final[None]]) - dr * As
-        mu = self.actor(flat(X), self.sigmas[:K].repeat_interleave(B), rep(y), rep(mask), flat(Ds)).view_as(As)
+        mu = self.mean_action(X, Ds, x0, mask)
         x_next = base + dr * mu
         cost = control_cost(mu, self.sigmas[:K + 1], self.cfg.beta).sum(0)
         if K > 1:  # V̂_{k+1} = NN_θ(σ_{k+1}, ·) for k + 1 < K
-            s_next = self.sigmas[1:K].repeat_interleave(B)
-            n = (K - 1) * B
-            v = self.critic(x_next[:-1].reshape(n, *X.shape[2:]), s_next, rep(y)[:n], rep(mask)[:n], rep(x0)[:n])
-            cost = cost + v.view(K - 1, B).sum(0)
+            cost = cost + self.critic_out(x_next[:-1], 1, x0, mask).sum(0)
         return (cost + terminal_cost(x_next[-1], x0, mask, self.cfg.w_hole)).mean()
 
     def actor_step(self, delta, X, Ds, As, x_final, x0, mask) -> torch.Tensor:
