@@ -55,6 +55,10 @@ _ALLOWED = {
     ("numpy.core.multiarray", "scalar"): np._core.multiarray.scalar,
     ("numpy._core.multiarray", "scalar"): np._core.multiarray.scalar,
     ("numpy", "dtype"): np.dtype,
+    # EDM2's StabilityVAEEncoder stores its whitening scale/bias as float32 arrays.
+    ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+    ("numpy", "ndarray"): np.ndarray,
 }
 
 
@@ -108,18 +112,24 @@ def _plain(v):
     return v
 
 
-def load_edm_pickle(path: str, key: str = "ema") -> EDMPrecond:
-    """Our EDMPrecond with the weights of data[key] from an official EDM snapshot, frozen."""
+def network_stub(path: str, key: str, class_name: str) -> tuple[dict, PersistentStub, dict]:
+    """(snapshot, data[key], its constructor kwargs) for a snapshot whose data[key] is a `class_name`
+    (EDM: a dict with EDMPrecond; EDM2: an EasyDict with Precond)."""
     data = read_pickle(path)
     if not isinstance(data, dict) or key not in data:
         raise ValueError(f"{path}: expected a snapshot dict with key {key!r}, got {type(data).__name__}")
     stub = data[key]
-    if not isinstance(stub, PersistentStub) or stub.class_name != "EDMPrecond":
+    if not isinstance(stub, PersistentStub) or stub.class_name != class_name:
         name = getattr(stub, "class_name", type(stub).__name__)
-        raise ValueError(f"{path}: data[{key!r}] is a {name!r}; only EDMPrecond backbones are supported")
-    kwargs = _plain(dict(stub.state.get("_init_kwargs") or {}))
+        raise ValueError(f"{path}: data[{key!r}] is a {name!r}; only {class_name} backbones are supported")
     if stub.state.get("_init_args"):
-        raise ValueError(f"{path}: EDMPrecond was built with positional arguments; expected keyword arguments only")
+        raise ValueError(f"{path}: {class_name} was built with positional arguments; expected keyword arguments only")
+    return data, stub, _plain(dict(stub.state.get("_init_kwargs") or {}))
+
+
+def load_edm_pickle(path: str, key: str = "ema") -> EDMPrecond:
+    """Our EDMPrecond with the weights of data[key] from an official EDM snapshot, frozen."""
+    _, stub, kwargs = network_stub(path, key, "EDMPrecond")
     net = EDMPrecond(**kwargs)
     net.load_state_dict(stub_state_dict(stub), strict=True)
     return net.eval().requires_grad_(False)
