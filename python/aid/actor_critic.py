@@ -60,12 +60,19 @@ def terminal_cost(x: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor, w_hole:
     return (mask * e2).flatten(1).sum(1) + w_hole * ((1 - mask) * e2).flatten(1).sum(1)
 
 
+def observed(x0, mask, y=None):
+    """What the actor and critic are conditioned on: y = m⊙x0 by default; the latent pipeline passes
+    the encoding of the masked image instead (aid.edm2.latent), which differs from m⊙x0 near holes."""
+    return mask * x0 if y is None else y
+
+
 @torch.no_grad()
-def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.Generator, explore: bool = True):
+def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.Generator, explore: bool = True,
+            y=None):
     """Roll the controlled ODE from X_0 = σ_0·ε. Returns the per-step (σ_k, X_k, D_k, A_k) stacked as
     [K, B, ...] (detached) and X_K. With explore=False the control is the deterministic mean."""
     B, d = x0.shape[0], x0[0].numel()
-    y = mask * x0
+    y = observed(x0, mask, y)
     s_lam = sigma_lambda(cfg, d)
     x = sigmas[0] * torch.randn(x0.shape, generator=generator, device=x0.device)
     X, Ds, As = [], [], []
@@ -112,51 +119,51 @@ class AIDTrainer:
         self.r = self.sigmas[0] - self.sigmas  # the sampling clock r_k = σ_0 − σ_k; T = r_K
         self.iteration = 0
 
-    def critic_out(self, X, k0: int, x0, mask):
+    def critic_out(self, X, k0: int, x0, mask, y=None):
         """NN_θ(σ_{k0+j}, X_j; y, m, x0) for states X [J, B, ...] at grid indices k0 … k0 + J − 1: [J, B]."""
         J, B = X.shape[:2]
         s = self.sigmas[k0:k0 + J].repeat_interleave(B)
-        return self.critic(_merge(X), s, _tile(mask * x0, J), _tile(mask, J), _tile(x0, J)).view(J, B)
+        return self.critic(_merge(X), s, _tile(observed(x0, mask, y), J), _tile(mask, J), _tile(x0, J)).view(J, B)
 
-    def mean_action(self, X, Ds, x0, mask):
+    def mean_action(self, X, Ds, x0, mask, y=None):
         """μ_φ(σ_k, X_k; y, m, D_k) for the rollout's states X, Ds [K, B, ...], with grad into the actor."""
         K, B = X.shape[:2]
         s = self.sigmas[:K].repeat_interleave(B)
-        return self.actor(_merge(X), s, _tile(mask * x0, K), _tile(mask, K), _merge(Ds)).view_as(X)
+        return self.actor(_merge(X), s, _tile(observed(x0, mask, y), K), _tile(mask, K), _merge(Ds)).view_as(X)
 
-    def values(self, X, x0, mask, x_final):
+    def values(self, X, x0, mask, x_final, y=None):
         """V̂_k for k < K (with grad into the critic) and the anchored terminal V̂_K: [K + 1, B]."""
         K = X.shape[0]
-        v = self.critic_out(X, 0, x0, mask) - self.cfg.lam * self.r[:K].view(K, 1)
+        v = self.critic_out(X, 0, x0, mask, y) - self.cfg.lam * self.r[:K].view(K, 1)
         v_T = terminal_cost(x_final, x0, mask, self.cfg.w_hole) - self.cfg.lam * self.r[K]
         return torch.cat([v, v_T[None]])
 
-    def log_prob(self, X, Ds, As, x0, mask):
+    def log_prob(self, X, Ds, As, x0, mask, y=None):
         """log π_φ(A_k | σ_k, X_k) up to a constant, with grad into the actor: [K, B]."""
-        mu = self.mean_action(X, Ds, x0, mask)
+        mu = self.mean_action(X, Ds, x0, mask, y)
         s_lam2 = sigma_lambda(self.cfg, x0[0].numel()) ** 2
         return -(As - mu).flatten(2).square().sum(2) / (2 * s_lam2)
 
-    def lookahead_cost(self, X, Ds, As, x_final, x0, mask):
+    def lookahead_cost(self, X, Ds, As, x_final, x0, mask, y=None):
         """Σ_k (β/2)Δr_k‖μ_k‖² + V̂_{k+1}(Step_D(X_k) + Δr_k·μ_k), μ_k = μ_φ(X_k), averaged over the batch,
         with V̂_K = Ψ(·; x0). Step_D(X_k) = X_{k+1} − Δr_k·A_k is read off the rollout (the control is
         additive), so the backbone is not called again. The −λ·r terms are constants and left out."""
         K = X.shape[0]
         dr = (self.sigmas[:-1] - self.sigmas[1:])[:K].view(K, 1, *([1] * (X.dim() - 2)))
         base = torch.cat([X[1:], x_final[None]]) - dr * As
-        mu = self.mean_action(X, Ds, x0, mask)
+        mu = self.mean_action(X, Ds, x0, mask, y)
         x_next = base + dr * mu
         cost = control_cost(mu, self.sigmas[:K + 1], self.cfg.beta).sum(0)
         if K > 1:  # V̂_{k+1} = NN_θ(σ_{k+1}, ·) for k + 1 < K
-            cost = cost + self.critic_out(x_next[:-1], 1, x0, mask).sum(0)
+            cost = cost + self.critic_out(x_next[:-1], 1, x0, mask, y).sum(0)
         return (cost + terminal_cost(x_next[-1], x0, mask, self.cfg.w_hole)).mean()
 
-    def actor_step(self, delta, X, Ds, As, x_final, x0, mask) -> torch.Tensor:
+    def actor_step(self, delta, X, Ds, As, x_final, x0, mask, y=None) -> torch.Tensor:
         """One Adam step of the actor with the configured gradient estimator; returns its loss."""
         if self.cfg.actor_update == "lookahead":
-            loss = self.lookahead_cost(X, Ds, As, x_final, x0, mask)
+            loss = self.lookahead_cost(X, Ds, As, x_final, x0, mask, y)
         else:
-            loss = (delta * self.log_prob(X, Ds, As, x0, mask)).sum(0).mean()
+            loss = (delta * self.log_prob(X, Ds, As, x0, mask, y)).sum(0).mean()
         params = list(self.actor.parameters())
         grads = torch.autograd.grad(loss, params)  # into the actor only (the lookahead also reaches the critic)
         for p, g in zip(params, grads):
@@ -183,12 +190,13 @@ class AIDTrainer:
             for group in opt.param_groups:
                 group["lr"] = lr * f
 
-    def step(self, x0: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> dict:
-        """One actor–critic iteration on a minibatch; returns the running numbers for the log."""
+    def step(self, x0: torch.Tensor, mask: torch.Tensor, generator: torch.Generator, y=None) -> dict:
+        """One actor–critic iteration on a minibatch; returns the running numbers for the log.
+        y: the observation the actor sees, m⊙x0 if None (see `observed`)."""
         cfg = self.cfg
         self.set_learning_rates()
-        X, Ds, As, x_final = rollout(self.backbone, self.actor, x0, mask, self.sigmas, cfg, generator)
-        v = self.values(X, x0, mask, x_final)
+        X, Ds, As, x_final = rollout(self.backbone, self.actor, x0, mask, self.sigmas, cfg, generator, y=y)
+        v = self.values(X, x0, mask, x_final, y)
         running = control_cost(As, self.sigmas, cfg.beta)
         delta = (v[1:] - v[:-1] + running).detach()  # [K, B]
         critic_delta = delta  # TD(0); with a trace, the λ-return's error
@@ -202,17 +210,17 @@ class AIDTrainer:
         self.opt_critic.step()
         actor_loss = torch.zeros(())
         if self.iteration >= cfg.critic_warmup:
-            actor_loss = self.actor_step(delta, X, Ds, As, x_final, x0, mask)
+            actor_loss = self.actor_step(delta, X, Ds, As, x_final, x0, mask, y)
         self.iteration += 1
         cost = running.sum(0) + terminal_cost(x_final, x0, mask, cfg.w_hole)
         return {"iter": self.iteration, "cost": cost.mean().item(), "critic_loss": critic_loss.item(),
                 "actor_loss": actor_loss.item(), "td_abs": delta.abs().mean().item()}
 
     @torch.no_grad()
-    def evaluate(self, x0, mask, generator) -> float:
+    def evaluate(self, x0, mask, generator, y=None) -> float:
         """J(μ): the deterministic guided cost E[∫(β/2)‖μ‖²dr + Ψ], estimated on a batch."""
         _, _, As, x_final = rollout(self.backbone, self.actor, x0, mask, self.sigmas, self.cfg, generator,
-                                    explore=False)
+                                    explore=False, y=y)
         cost = control_cost(As, self.sigmas, self.cfg.beta).sum(0) + terminal_cost(x_final, x0, mask,
                                                                                   self.cfg.w_hole)
         return cost.mean().item()
