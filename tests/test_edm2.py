@@ -180,8 +180,8 @@ def test_edm_snapshots_and_wrong_files_are_refused_with_clear_errors(tmp_path):
         pickle.dump({"ema": {"a": 1}}, f, protocol=4)
     with pytest.raises(ValueError, match="only Precond backbones"):
         load(str(path))
+    (tmp_path / "net.pt").write_bytes(b"")
     with pytest.raises(ValueError, match="expected an official EDM2 .pkl or a .safetensors"):
-        (tmp_path / "net.pt").write_bytes(b"")
         load(str(tmp_path / "net.pt"))
     with pytest.raises(TypeError, match="dtype must be a floating torch.dtype"):
         load_edm2_pickle(str(path), dtype="float16")
