@@ -49,7 +49,9 @@ def train_step(trainer, codec, images, mask, generator, encoding: str = "mean", 
     """One AIDTrainer iteration on pixel images [B, 3, H, W] and masks [B, 1, H, W]: encode x0 and the
     masked image, then the actor–critic step in latent space (terminal cost against E(x0))."""
     if class_labels is not None:
-        trainer.backbone.class_labels = class_labels  # aid.edm2.Denoiser: this batch's labels
+        if not hasattr(trainer.backbone, "class_labels"):
+            raise TypeError("train_step: class_labels needs the trainer's backbone to be an aid.edm2.Denoiser")
+        trainer.backbone.class_labels = class_labels  # this batch's labels
     with torch.no_grad():
         x0_lat = codec.encode(images, encoding, generator)
         y_lat, m_lat = encode_known(codec, images, mask, encoding, generator)
