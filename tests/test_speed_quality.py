@@ -1,9 +1,8 @@
-"""benchmarks/speed_quality.py: the --quick smoke run on a tiny random backbone writes every output
+"""aid.speed_quality (benchmarks/speed_quality.py, `aid bench`): the --quick smoke run on a tiny random backbone writes every output
 with finite numbers and pasted known pixels, --resume skips finished cells, the NFE→steps rule,
 the methods never see the hole, every method runs (DEFT and AID through their module options), and
 bad arguments stop with a clear message."""
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -11,16 +10,13 @@ import os
 import pytest
 import torch
 
+from aid import speed_quality as sq
 from aid.baselines.deft import KIND, HTransform
 from aid.checkpoint import save_module
 from aid.edm import EDMPrecond
 from aid.guidance import GuidanceModule
 from aid.masks import masks
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-spec = importlib.util.spec_from_file_location("speed_quality", os.path.join(ROOT, "benchmarks", "speed_quality.py"))
-sq = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sq)
 
 
 @pytest.fixture(scope="module")

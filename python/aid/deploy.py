@@ -3,6 +3,7 @@ deterministic mean μ_φ added as the control u after every step, then (optional
 pixels pasted. Same call signature and report as the baselines in aid.baselines."""
 from __future__ import annotations
 
+import os
 import time
 
 import torch
@@ -13,6 +14,9 @@ from .actor_critic import ACConfig
 from .checkpoint import load_module
 from .edm.sampler import device_of, nfe, sample
 from .guidance import GuidanceModule, n_params
+
+# The bundled guidance module for the bundled backbone (aid.edm.DEFAULT_BACKBONE); absent until it is trained.
+DEFAULT_GUIDANCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "aid_fmnist32.safetensors")
 
 
 def load_actor(path: str, device="cpu") -> GuidanceModule:
