@@ -178,3 +178,34 @@ def test_info_reports_the_build_and_the_device():
     assert f"built for torch:   {b['torch_version']}" in r.stdout
     assert f"CUDA kernels:      {'on' if b['with_cuda'] else 'off'}" in r.stdout
     assert f"torch (running):   {torch.__version__}" in r.stdout and "device seen:" in r.stdout
+
+
+def readme_commands() -> list[list[str]]:
+    """The `aid ...` command lines of the README's bash blocks after the two install commands (a torchrun line
+    from its `-m aid` on), as argument lists without the leading `aid`."""
+    import re
+    import shlex
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")) as f:
+        blocks = re.findall(r"```bash\n(.*?)```", f.read(), re.S)[2:]
+    lines = [line.split("#")[0].strip() for b in blocks for line in b.splitlines()]
+    lines = [line[line.index("-m aid ") + 3:] if line.startswith("torchrun") else line for line in lines]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("aid ")]
+
+
+def test_readme_commands_are_valid_and_the_cheap_ones_run(capsys):
+    """Every `aid` line of the README parses with the real parsers (so its subcommand and flags exist);
+    `--help` lines and `aid info` run."""
+    from aid import speed_quality
+    commands = readme_commands()
+    assert {c[0] for c in commands} >= {"--help", "info", "demo", "inpaint", "train", "bench", "convert"}
+    for argv in commands:
+        if "--help" in argv:
+            with pytest.raises(SystemExit) as e:
+                cli.main(argv)
+            assert e.value.code == 0 and "usage: " in capsys.readouterr().out
+        elif argv == ["info"]:
+            assert cli.main(argv) == 0 and "CUDA kernels:" in capsys.readouterr().out
+        elif argv[0] == "bench":
+            assert speed_quality.parse_args(argv[1:]).out
+        else:
+            assert cli.parser().parse_args(argv).command == argv[0]
