@@ -5,6 +5,7 @@ import json
 import os
 import socket
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -186,6 +187,25 @@ def test_cli_trains_on_fashion_mnist(tmp_path, fake_fmnist, monkeypatch):  # noq
     assert config["width"] == 8 and extra["iterations"] == 2 and extra["ac_config"]["lam"] == 0.5
     assert extra["ac_config"]["delta_norm"] is True and 0 < extra["param_ratio"] < 1
 
+
+
+def test_cli_trains_on_a_folder_of_images(tmp_path):
+    from PIL import Image
+    torch.manual_seed(0)
+    tiny = EDMPrecond(img_resolution=16, img_channels=1, model_channels=8, channel_mult=[1], num_blocks=1,
+                      attn_resolutions=[], dropout=0.0)
+    save_module(tiny, str(tmp_path / "net.safetensors"), "EDMPrecond", tiny.init_kwargs)
+    for res in (16, 8):  # the backbone's size, then a folder the backbone cannot take
+        (tmp_path / f"img{res}").mkdir()
+        for i in range(3):
+            Image.fromarray(np.random.default_rng(i).integers(0, 256, (res, res), dtype=np.uint8)).save(
+                tmp_path / f"img{res}" / f"{i}.png")
+    args = ["--iters", "1", "--backbone", str(tmp_path / "net.safetensors"), "--mask-kinds", "center_box",
+            "--batch", "2", "--steps", "2", "--masks-per-kind", "2", "--actor", '{"width": 8, "depth": 1}']
+    main(["--run-dir", str(tmp_path / "run"), "--data", str(tmp_path / "img16")] + args)
+    assert read_metadata(str(tmp_path / "run" / "actor.safetensors"))[2]["iterations"] == 1
+    with pytest.raises(ValueError, match=r"data must be \[N, 1, 16, 16\].*got \[3, 1, 8, 8\]"):
+        main(["--run-dir", str(tmp_path / "run8"), "--data", str(tmp_path / "img8")] + args)
 
 # --- deployment ---------------------------------------------------------------------------------
 

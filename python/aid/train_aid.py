@@ -287,6 +287,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, help="folder for actor.safetensors, state.pt, log.jsonl")
     p.add_argument("--iters", type=int, required=True)
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="EDM .pkl or .safetensors (default: the bundled one)")
+    p.add_argument("--data", default=None, help="training images: a folder or an EDM dataset zip, at the backbone's "
+                                                 "resolution and channels (default: Fashion-MNIST's training split)")
     p.add_argument("--mask-kinds", default=",".join(KINDS), help="comma-separated aid.masks kinds")
     p.add_argument("--batch", type=int, default=64, help="global batch, split over the processes")
     p.add_argument("--steps", default=str(ACConfig.num_steps),
@@ -306,12 +308,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None):
-    from .data import fashion_mnist
+    from .data import fashion_mnist, image_dataset
     from .edm import load
     a = parser().parse_args(argv)
     device = init_distributed(a.device)
     backbone = load(a.backbone, device)
-    data, _ = fashion_mnist("train", backbone.img_resolution)
+    data, _ = image_dataset(a.data) if a.data else fashion_mnist("train", backbone.img_resolution)
     steps = [int(k) for k in a.steps.split(",")]
     cfg = ACConfig(num_steps=steps[0], **{f.name: getattr(a, f.name) for f in AC_OPTIONS})
     actor = train_aid(backbone, data, a.run_dir, cfg=cfg, actor_kwargs=json.loads(a.actor),
