@@ -207,6 +207,20 @@ def test_cli_trains_on_a_folder_of_images(tmp_path):
     with pytest.raises(ValueError, match=r"data must be \[N, 1, 16, 16\].*got \[3, 1, 8, 8\]"):
         main(["--run-dir", str(tmp_path / "run8"), "--data", str(tmp_path / "img8")] + args)
 
+
+def test_warm_start_from_an_actor_and_a_mismatched_one_is_refused(tmp_path):
+    net, data = _problem()
+    kw = dict(mask_kinds=["center_box"], batch=4, progress=False, masks_per_kind=4,
+              cfg=ACConfig(num_steps=2, critic_warmup=0), actor_kwargs={"width": 8, "depth": 1})
+    first = train_aid(net, data, str(tmp_path / "a"), iters=2, **kw)
+    path = str(tmp_path / "a" / "actor.safetensors")
+    warm = train_aid(net, data, str(tmp_path / "b"), iters=0, init_actor=path, **kw)
+    _assert_trees_equal(warm.state_dict(), first.state_dict())
+    moved = train_aid(net, data, str(tmp_path / "c"), iters=1, init_actor=path, **kw)
+    assert any(not torch.equal(moved.state_dict()[k], first.state_dict()[k]) for k in first.state_dict())
+    with pytest.raises(ValueError, match="init_actor .* another guidance module .*width: 8 there, 16 here"):
+        train_aid(net, data, str(tmp_path / "d"), iters=1, init_actor=path, **{**kw, "actor_kwargs": {"width": 16}})
+
 # --- deployment ---------------------------------------------------------------------------------
 
 def _inputs(B=3):

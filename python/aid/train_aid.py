@@ -34,10 +34,12 @@ from dataclasses import asdict, fields, replace
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file
 
 from .actor_critic import ACConfig, AIDTrainer
-from .checkpoint import atomic_write, save_module
+from .checkpoint import atomic_write, read_metadata, save_module
 from .edm.sampler import device_of
+from .fid_inception import sha256_of
 from .guidance import Critic, GuidanceModule, n_params
 from .masks import KINDS, mask_pool
 
@@ -100,6 +102,15 @@ def build_trainers(backbone, cfg: ACConfig, actor_kwargs: dict, critic_kwargs: d
     for t in trainers.values():
         t.opt_actor, t.opt_critic = first.opt_actor, first.opt_critic
     return trainers
+
+
+def warm_start(actor: GuidanceModule, path: str) -> None:
+    """Load an actor.safetensors' weights into actor (same configuration required)."""
+    _, config, _ = read_metadata(path)
+    if config != actor.config:
+        diff = "; ".join(f"{k}: {old!r} there, {new!r} here" for k, old, new in differences(config, actor.config))
+        raise ValueError(f"train_aid: init_actor {path} is another guidance module ({diff})")
+    actor.load_state_dict(load_file(path, device=str(next(actor.parameters()).device)), strict=True)
 
 
 def draw_shard(data, pool, gen: torch.Generator, batch: int, rank: int, world: int, steps: list[int]):
@@ -195,13 +206,15 @@ def save_snapshot(run_dir: str, trainer: AIDTrainer, data_gen, noise_gen, it: in
 def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACConfig(), actor_kwargs=None,
               critic_kwargs=None, mask_kinds, iters: int, batch: int = 64, seed: int = 0, progress=True,
               max_seconds=None, snapshot_every=500, log_every=10, masks_per_kind=1000,
-              num_steps_choices=None) -> GuidanceModule:
+              num_steps_choices=None, init_actor: str | None = None) -> GuidanceModule:
     """Train AID's actor (and critic) on data [N, C, H, W] in [-1, 1] with masks of the given kinds;
     resumes from run_dir/state.pt (refused if the setup differs). Returns the actor.
 
     batch          the global batch (split over the processes of an initialised process group).
     num_steps_choices  when given, each iteration draws K from it (replacing cfg.num_steps), so one
                    module serves several step counts.
+    init_actor     an actor.safetensors to start the actor from (a warm start: the critic and Adam start
+                   fresh, and cfg.critic_warmup fits the critic to the warm-started actor first).
     masks_per_kind a fixed pool per kind, from seeds disjoint from aid.masks.benchmark_masks'.
     Writes run_dir/actor.safetensors (the guidance module, its config and the run's numbers in the
     metadata) and run_dir/state.pt every snapshot_every iterations and at the end, and
@@ -215,7 +228,10 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     setup = json.loads(json.dumps(dict(
         cfg=asdict(cfg), num_steps_choices=num_steps_choices and steps, actor=trainer.actor.config,
         critic=trainer.critic.config, mask_kinds=list(mask_kinds), masks_per_kind=masks_per_kind, batch=batch,
-        seed=seed, world_size=world, backbone=dict(cls=type(backbone).__name__, params=n_params(backbone)))))
+        seed=seed, world_size=world, backbone=dict(cls=type(backbone).__name__, params=n_params(backbone)),
+        init_actor=init_actor and sha256_of(init_actor))))
+    if init_actor:
+        warm_start(trainer.actor, init_actor)
     pool = mask_pool(list(mask_kinds), masks_per_kind, backbone.img_resolution, TRAIN_MASK_SEED + seed)
     data_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device).manual_seed((seed + 1) * 1_000_003 + rank)
@@ -298,6 +314,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="default: the (local) GPU if there is one, else the CPU")
     p.add_argument("--masks-per-kind", type=int, default=1000)
     p.add_argument("--snapshot-every", type=int, default=500)
+    p.add_argument("--init-actor", default=None, help="warm start: an actor.safetensors to start the actor from")
     p.add_argument("--actor", default="{}", help="GuidanceModule keyword arguments as JSON, e.g. '{\"width\": 32}'")
     p.add_argument("--critic", default="{}", help="Critic keyword arguments as JSON")
     for f in AC_OPTIONS:  # every ACConfig option, with its default
@@ -319,7 +336,8 @@ def main(argv=None):
     actor = train_aid(backbone, data, a.run_dir, cfg=cfg, actor_kwargs=json.loads(a.actor),
                       critic_kwargs=json.loads(a.critic), mask_kinds=a.mask_kinds.split(","), iters=a.iters,
                       batch=a.batch, seed=a.seed, max_seconds=a.max_seconds, snapshot_every=a.snapshot_every,
-                      masks_per_kind=a.masks_per_kind, num_steps_choices=steps if len(steps) > 1 else None)
+                      masks_per_kind=a.masks_per_kind, num_steps_choices=steps if len(steps) > 1 else None,
+                      init_actor=a.init_actor)
     if rank_and_world()[0] == 0:
         print(f"guidance module: {n_params(actor):,} parameters ({n_params(actor) / n_params(backbone):.2%} of the "
               f"backbone), {os.path.join(a.run_dir, 'actor.safetensors')}")
