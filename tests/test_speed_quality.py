@@ -79,6 +79,22 @@ def test_resume_skips_finished_cells(quick, backbone, capsys):
         sq.main(["--quick", "--backbone", backbone, "--out", out, "--resume", "--images", "9"])
 
 
+
+def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, backbone, tmp_path):
+    small = ["--quick", "--backbone", backbone, "--images", "4", "--batch", "4", "--fd-min-images", "4", "--nfe", "2",
+             "--masks", "center_box"]
+    a, b, both = (str(tmp_path / n) for n in ("a", "b", "both"))
+    sq.main(small + ["--out", a, "--methods", "paste"])
+    sq.main(small + ["--out", b, "--methods", "ddnm"])
+    sq.main(small + ["--out", both, "--methods", "paste", "ddnm", "--merge", a, b])
+    res = [json.load(open(os.path.join(f, "results.json"))) for f in (a, b, both)]
+    assert res[2]["cells"]["center_box/paste/2"] == res[0]["cells"]["center_box/paste/2"]  # A is run 0 there too
+    assert res[2]["cells"]["center_box/ddnm/2"] == dict(res[1]["cells"]["center_box/ddnm/2"], run=1)
+    assert len(res[2]["runs"]) == 3 and len(res[2]["cells"]) == 2  # nothing was run again
+    assert os.path.getsize(os.path.join(both, "examples.png")) > 0
+    with pytest.raises(SystemExit, match="--merge: .* other settings: images"):
+        sq.main(small + ["--out", str(tmp_path / "c"), "--images", "5", "--merge", a])
+
 def test_nfe_to_steps_rule():
     rp = sq.defaults(sq.METHODS["repaint"])
     assert [sq.steps_for("paste", t, {}) for t in (5, 9, 19, 35)] == [5, 9, 19, 35]

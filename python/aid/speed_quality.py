@@ -201,6 +201,12 @@ def versions() -> dict:
                 git_dirty=None if status is None else bool(status))
 
 
+def setup_differences(old: dict, new: dict) -> list[str]:
+    """What differs between two runs' settings (a trained module may be added, not swapped)."""
+    differ = [f"{k} ({old.get(k)!r} there, {v!r} now)" for k, v in new.items() if k != "modules" and old.get(k) != v]
+    return differ + [f"the {k} module (another file)" for k, v in new["modules"].items() if old["modules"].get(k, v) != v]
+
+
 def start_results(path: str, setup: dict, resume: bool) -> dict:
     """A fresh results dict, or with --resume the one in path after checking it was made the same way."""
     if not os.path.exists(path):
@@ -209,14 +215,32 @@ def start_results(path: str, setup: dict, resume: bool) -> dict:
         raise SystemExit(f"speed_quality: {path} exists; pass --resume to continue it, or choose another --out")
     with open(path) as f:
         res = json.load(f)
-    old = res["setup"]
-    differ = [f"{k} ({old.get(k)!r} there, {v!r} now)" for k, v in setup.items() if k != "modules" and old.get(k) != v]
-    differ += [f"the {k} module (another file)" for k, v in setup["modules"].items() if old["modules"].get(k, v) != v]
+    differ = setup_differences(res["setup"], setup)
     if differ:
         raise SystemExit(f"speed_quality: --resume: {path} was made with other settings: {'; '.join(differ)}; "
                          f"use another --out")
-    old["modules"].update(setup["modules"])
+    res["setup"]["modules"].update(setup["modules"])
     return res
+
+
+def merge_from(res: dict, examples: dict, folder: str) -> None:
+    """Fold in the cells of another results folder made with the same settings (e.g. part of the grid run
+    by another process or machine); cells already in res are kept."""
+    with open(os.path.join(folder, "results.json")) as f:
+        other = json.load(f)
+    differ = setup_differences(other["setup"], res["setup"]) + setup_differences(res["setup"], other["setup"])
+    if differ:
+        raise SystemExit(f"speed_quality: --merge: {folder} was made with other settings: {'; '.join(differ)}")
+    offset = len(res["runs"])
+    res["runs"] += other["runs"]
+    new = {k: dict(c, run=c["run"] + offset) for k, c in other["cells"].items() if k not in res["cells"]}
+    res["cells"].update(new)
+    res["setup"]["modules"].update(other["setup"]["modules"])
+    res.setdefault("hole_fraction", {}).update(other.get("hole_fraction", {}))
+    ex_path = os.path.join(folder, "examples.safetensors")
+    if os.path.exists(ex_path):
+        examples.update({k: v for k, v in load_file(ex_path).items() if k in new})
+    print(f"merged {len(new)} cells from {folder}", flush=True)
 
 
 def machine_line(m: dict) -> str:
@@ -333,6 +357,8 @@ def parse_args(argv):
     p.add_argument("--example-nfe", type=int, default=19, help="examples.png shows each method at this cost [19]")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--resume", action="store_true", help="keep the cells already in OUT/results.json, run the rest")
+    p.add_argument("--merge", nargs="+", default=[], metavar="FOLDER",
+                   help="first fold in the cells of other --out folders made with the same settings")
     p.add_argument("--quick", action="store_true", help="the one-minute smoke version")
     a = p.parse_args(argv)
     explicit = set(a.methods or [])
@@ -402,6 +428,10 @@ def main(argv=None, skipped_methods: dict | None = None):
     json_path, ex_path = os.path.join(a.out, "results.json"), os.path.join(a.out, "examples.safetensors")
     res = start_results(json_path, setup, a.resume)
     examples = load_file(ex_path) if os.path.exists(ex_path) else {}
+    for folder in a.merge:
+        merge_from(res, examples, folder)
+    if a.merge and examples:
+        atomic_write(ex_path, lambda tmp: save_file(examples, tmp))
     res["runs"].append(dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), args=vars(a),
                             command=" ".join(sys.argv), machine=machine(device_of(net)), versions=versions()))
     res["skipped"] = {k: v for k, v in {**res["skipped"], **skipped}.items() if k not in methods}
