@@ -3,6 +3,7 @@ Fashion-MNIST test images, all on the same frozen EDM backbone.
 
     aid bench --out runs/sq                 # the full sweep (a GPU job); also python benchmarks/speed_quality.py
     aid bench --out runs/sq --resume        # continue it, or add cells
+    aid bench --out runs/sq --resume --merge runs/sq_b   # fold in cells another process ran
     aid bench --out /tmp/sq --quick         # the one-minute smoke version
 
 Fixed, so that reruns and other machines compare:
