@@ -9,7 +9,8 @@ and reports the hole PSNR, then picks the value with the best mean over (mask, c
 
 Held out from the benchmark on both sides:
 - images: the last --images images of Fashion-MNIST's *training* split (the benchmark uses the
-  test split; no baseline trains, so the training split is a fair validation set for them);
+  test split; no baseline trains, so the training split is a fair validation set for them; the
+  backbone did train on these images, which may favour every method a little, alike);
 - masks: aid.masks.masks(kind, n, 32, VALIDATION_MASK_SEED), a seed disjoint from the benchmark's
   set (10_000 + version) and from AID's/DEFT's training pools (20_000 + seed).
 Cost → num_steps by aid.speed_quality's one rule (DPS/ΠGDM pay a VJP per step). Image i uses seed i.
@@ -52,7 +53,7 @@ def hole_psnr(method: str, hp: dict, net, gt, mask, target: int) -> float:
 
 def tune(net, gt, methods: list[str], targets: list[int]) -> dict:
     """{method: {hyperparameter, default, values: {value: {"mask/cost": dB, "mean": dB}}, best}}."""
-    val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED) for k in MASK_KINDS}
+    val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
     out = {}
     jobs = [(m, v) for m in methods for v in GRID[m][1]]
     for method, value in tqdm(jobs, desc="tuning", dynamic_ncols=True):
