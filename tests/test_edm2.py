@@ -1,7 +1,7 @@
-"""EDM2 networks (official parameter counts, magnitude preservation, precomputed weights),
-autoguidance, and loading an official-format EDM2 snapshot (synthetic, written here) safely."""
+"""EDM2 networks (official parameter counts, magnitude preservation, precomputed weights, golden
+values of NVlabs/edm2's own code, label shapes), autoguidance (an unconditional guide, NFE per
+call), and loading an official-format EDM2 snapshot (synthetic, written here) safely."""
 import collections
-import copyreg
 import pickle
 import sys
 import types
@@ -12,7 +12,7 @@ import torch
 
 from aid.edm2 import Denoiser, Precond, convert, load, load_edm2_pickle, one_hot
 from aid.edm2.networks import MPConv, mp_cat, mp_silu, mp_sum
-from test_edm_pickle import _fake_persistence_module
+from test_edm_pickle import ModuleDictStandIn, Persistent, _fake_persistence_module
 
 TINY = dict(img_resolution=8, img_channels=4, model_channels=16, channel_mult=[1, 2], num_blocks=1,
             attn_resolutions=[4], channels_per_head=8, use_fp16=True, logvar_channels=8)
@@ -28,8 +28,6 @@ def test_img512_xs_and_s_have_the_official_parameter_counts(channels, label_dim,
         net = Precond(64, 4, label_dim, model_channels=channels)
     n = sum(p.numel() for p in net.parameters())
     assert n == count
-    if label_dim:
-        assert round(n / 1e6) == {128: 125, 192: 280}[channels]
     keys = net.state_dict().keys()
     assert {"unet.out_gain", "unet.enc.64x64_conv.weight", "unet.enc.32x32_block0.conv_skip.weight",
             "unet.enc.16x16_block0.attn_qkv.weight", "unet.dec.8x8_in0.attn_proj.weight",
@@ -85,6 +83,87 @@ def test_autoguidance_lerps_from_the_guide_and_conditional_nets_need_labels():
         one_hot([10], 10)
 
 
+def test_a_conditional_net_takes_an_unconditional_guide():
+    """EDM2's guid-{fid,dino} presets: a conditional net autoguided by an unconditional XS net."""
+    net, gnet = tiny_net(0, label_dim=10), tiny_net(1, label_dim=0)
+    x, sigma, labels = torch.randn(2, 4, 8, 8), torch.tensor([0.5, 2.0]), one_hot([3, 4], 10)
+    torch.testing.assert_close(gnet(x, sigma, labels), gnet(x, sigma))  # label_dim = 0: labels ignored
+    D = Denoiser(net, gnet, guidance=1.7, class_labels=labels)
+    D_net, D_gnet = net(x, sigma, labels), gnet(x, sigma)
+    torch.testing.assert_close(D(x, sigma), D_gnet + 1.7 * (D_net - D_gnet))
+    with pytest.raises(ValueError, match=r"label_dim 0 or 10, got 5"):
+        Denoiser(net, tiny_net(1, label_dim=5), guidance=2.0)
+    with pytest.raises(ValueError, match="same images"):
+        Denoiser(net, tiny_net(1, label_dim=10, img_channels=3), guidance=2.0)
+    with pytest.raises(ValueError, match=r"label_dim 0, got 10"):  # an unconditional net, a conditional guide
+        Denoiser(gnet, net, guidance=2.0)
+
+
+def test_evals_per_call_counts_the_guide_in_every_report():
+    """An autoguided call evaluates two networks: sample_aid's and the baselines' nfe (and vjp) say so."""
+    from aid.baselines import METHODS
+    from aid.deploy import sample_aid
+    from aid.guidance import GuidanceModule
+    net, gnet = tiny_net(0, label_dim=10), tiny_net(1, label_dim=0)
+    labels = one_hot([3], 10)
+    guided, plain = Denoiser(net, gnet, guidance=2.0, class_labels=labels), Denoiser(net, class_labels=labels)
+    assert guided.evals_per_call == 2 and plain.evals_per_call == 1
+    assert Denoiser(net, gnet, guidance=1.0, class_labels=labels).evals_per_call == 1  # g = 1 skips the guide
+    y, mask = torch.randn(2, 4, 8, 8), torch.ones(2, 1, 8, 8)
+    mask[:, :, 2:6, 2:6] = 0
+    actor = GuidanceModule(4, width=8, depth=1, emb=8)
+    for backbone, k in ((guided, 2), (plain, 1)):
+        assert sample_aid(backbone, actor, y, mask, [0, 1], num_steps=3)[1]["nfe"] == 3 * k
+        assert sample_aid(backbone, actor, y, mask, [0, 1], num_steps=3, solver="heun")[1]["nfe"] == 5 * k
+        assert METHODS["ddnm"](backbone, y, mask, [0, 1], num_steps=3)[1] == {"nfe": 3 * k, "vjp": 0}
+        assert METHODS["dps"](backbone, y, mask, [0, 1], num_steps=2, zeta=0.1)[1] == {"nfe": 2 * k, "vjp": 2 * k}
+
+
+def test_class_labels_of_the_wrong_shape_are_refused():
+    net = tiny_net(label_dim=10)
+    x, sigma = torch.randn(3, 4, 8, 8), torch.tensor([0.5, 1.0, 2.0])
+    torch.testing.assert_close(net(x, sigma, one_hot([4], 10)), net(x, sigma, one_hot([4, 4, 4], 10)))
+    for bad in (torch.zeros(2, 10), torch.zeros(3, 5), torch.zeros(2, 5), torch.zeros(10), torch.zeros(1, 3, 10)):
+        with pytest.raises(ValueError, match=r"class_labels must be \[1 or B, label_dim\] = \[1 or 3, 10\], got"):
+            net(x, sigma, bad)
+
+
+def golden_state(net):
+    """Every tensor of net's state dict drawn in key order from one seeded generator (randn; phases
+    rand·2π, freqs randn·2π, gains 0.5): depends only on the official keys and shapes."""
+    g, sd = torch.Generator().manual_seed(2024), {}
+    for k, v in sorted(net.state_dict().items()):
+        w = torch.randn(v.shape, generator=g)
+        if k.endswith("phases"):
+            w = torch.rand(v.shape, generator=g) * 2 * np.pi
+        elif k.endswith("freqs"):
+            w = w * 2 * np.pi
+        elif k.endswith("gain"):
+            w = torch.full(v.shape, 0.5)
+        sd[k] = w
+    return sd
+
+
+def test_forward_matches_nvlabs_edm2_golden_values():
+    """D(x; σ, label) against numbers computed once, on CPU in float32, by NVlabs/edm2's own
+    training/networks_edm2.py (commit 4bf8162, run outside this repository) with TINY's kwargs,
+    label_dim 10, the state dict of golden_state() and the same x, σ and labels."""
+    net = Precond(**{**TINY, "label_dim": 10})
+    net.load_state_dict(golden_state(net), strict=True)
+    net.eval().requires_grad_(False)
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(7))
+    sigma, labels = torch.tensor([0.3, 7.0]), one_hot([0, 9], 10)
+    want_00 = [-0.66137189, 0.20681679, 0.65543550, -1.04012942, -0.11079265, 0.18552399, -0.30878460, -0.64229488]
+    want_137 = [-0.12822443, -0.01784135, -0.02855290, -0.01501587, -0.06404874, -0.05575643, -0.03969043,
+                -0.07164813]  # σ = 7: D ≈ F/2, almost all network
+    for precomputed in (False, True):
+        D = net.precompute()(x, sigma, labels) if precomputed else net(x, sigma, labels)
+        torch.testing.assert_close(D[0, 0, 0], torch.tensor(want_00), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(D[1, 3, 7], torch.tensor(want_137), rtol=1e-4, atol=1e-5)
+        assert abs(D.double().sum().item() - 0.44664397) < 1e-3
+        assert abs(D.double().abs().sum().item() - 165.656623) < 1e-3
+
+
 def _fake_dnnlib():
     pkg, mod = types.ModuleType("dnnlib"), types.ModuleType("dnnlib.util")
 
@@ -103,23 +182,8 @@ def write_edm2_snapshot(path, net, marker):
     src = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('the embedded source was executed')\n"
     EasyDict = fake["dnnlib.util"].EasyDict
 
-    class Persistent:
-        def __init__(self, class_name, state):
-            self.meta = {"type": "class", "version": 6, "module_src": src, "class_name": class_name, "state": state}
-
-        def __reduce__(self):
-            return fake["torch_utils.persistence"]._reconstruct_persistent_obj, (self.meta,)
-
-    class ModuleDictStandIn:
-        def __init__(self, state):
-            self.state = state
-
-        @property
-        def __class__(self):
-            return torch.nn.ModuleDict
-
-        def __reduce_ex__(self, protocol):
-            return copyreg.__newobj__, (torch.nn.ModuleDict,), self.state
+    def persistent(class_name, state):
+        return Persistent({"type": "class", "version": 6, "module_src": src, "class_name": class_name, "state": state})
 
     def stand_in(module, init_kwargs=None):
         state = {"training": False, "_parameters": collections.OrderedDict(module._parameters),
@@ -129,14 +193,14 @@ def write_edm2_snapshot(path, net, marker):
         if isinstance(module, torch.nn.ModuleDict):
             return ModuleDictStandIn(state)
         state.update(_init_args=(), _init_kwargs=init_kwargs or {})
-        return Persistent(type(module).__name__, state)
+        return persistent(type(module).__name__, state)
 
     raw_std = np.float32([4.17, 4.62, 3.71, 3.28])
-    encoder = Persistent("StabilityVAEEncoder", {"vae_name": "stabilityai/sd-vae-ft-mse", "scale": 0.5 / raw_std,
+    encoder = persistent("StabilityVAEEncoder", {"vae_name": "stabilityai/sd-vae-ft-mse", "scale": 0.5 / raw_std,
                                                  "bias": -np.float32([5.81, 3.25, 0.12, -2.15]) * 0.5 / raw_std,
                                                  "batch_size": 8, "_vae": None})
     snapshot = EasyDict(encoder=encoder, dataset_kwargs=EasyDict(path="img512-sd.zip", use_labels=True),
-                        loss_fn=Persistent("EDM2Loss", {"P_mean": -0.4, "P_std": 1.0, "sigma_data": 0.5}),
+                        loss_fn=persistent("EDM2Loss", {"P_mean": -0.4, "P_std": 1.0, "sigma_data": 0.5}),
                         ema=stand_in(net.half(), dict(net.init_kwargs)))
     saved = {k: sys.modules.get(k) for k in fake}
     sys.modules.update(fake)

@@ -106,12 +106,15 @@ def test_aid_in_latent_space_trains_and_samples_end_to_end(codec):
     assert log["iter"] == 1 and all(torch.isfinite(torch.tensor(v)) for v in log.values())
     assert any(not torch.equal(p, q) for p, q in zip(actor.parameters(), before))  # the actor moved
     y_lat, m_lat = encode_known(codec, x, mask)
-    assert y_lat.shape == (2, 4, 8, 8) and torch.equal(y_lat, m_lat * y_lat)
+    assert y_lat.shape == (2, 4, 8, 8) and m_lat.shape == (2, 1, 8, 8) and 0 < m_lat.mean() < 1
+    with torch.no_grad():  # the actor sees the latent of the masked image, not the clean image's latent
+        torch.testing.assert_close(y_lat, m_lat * codec.encode(mask * x, "mean"), rtol=0, atol=0)
+        assert not torch.allclose(y_lat, m_lat * codec.encode(x, "mean"))
 
     out, report = sample_latent_aid(backbone, codec, actor, x, mask, [0, 1], num_steps=3)
     assert out.shape == x.shape and torch.isfinite(out).all() and out.abs().max() <= 1
     assert torch.equal(out * mask, x * mask)  # known pixels pasted in pixel space
-    assert report["nfe"] == 3 and report["vae_decodes"] == 2
+    assert report["nfe"] == 2 * 3 and report["vae_decodes"] == 2  # 3 steps, a net and a guide evaluation each
     again, _ = sample_latent_aid(backbone, codec, actor, x, mask, [0, 1], num_steps=3)
     assert torch.equal(out, again)
     metrics = pixel_metrics(out, x, mask)
@@ -121,10 +124,11 @@ def test_aid_in_latent_space_trains_and_samples_end_to_end(codec):
 @pytest.mark.parametrize("method, kwargs", [("replacement", {}), ("ddnm", {}), ("dps", {"zeta": 0.5})])
 def test_latent_baselines_decode_and_paste(codec, method, kwargs):
     x, mask = images_and_masks()
-    backbone = Denoiser(edm2(0, label_dim=0))
+    # EDM2's guid presets: a conditional net autoguided by an unconditional one (two evaluations per call)
+    backbone = Denoiser(edm2(0), gnet=edm2(1, label_dim=0), guidance=2.0, class_labels=one_hot([3, 7], 10))
     out, report = latent_baseline(method, backbone, codec, x, mask, [0, 1], num_steps=3, **kwargs)
     assert out.shape == x.shape and torch.isfinite(out).all() and torch.equal(out * mask, x * mask)
-    assert report["nfe"] == 3 and report["vjp"] == (3 if method == "dps" else 0)
+    assert report["nfe"] == 2 * 3 and report["vjp"] == (2 * 3 if method == "dps" else 0)
     with pytest.raises(ValueError, match="method must be one of"):
         latent_baseline("deft", backbone, codec, x, mask, [0, 1])
 

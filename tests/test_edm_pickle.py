@@ -33,30 +33,35 @@ def _fake_persistence_module(marker):
     return {"torch_utils": pkg, "torch_utils.persistence": mod}
 
 
+class Persistent:
+    """Pickles as a torch_utils.persistence record: a call of _reconstruct_persistent_obj(meta), the
+    function taken from the (fake) module installed in sys.modules while pickling."""
+
+    def __init__(self, meta):
+        self.meta = meta
+
+    def __reduce__(self):
+        return sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj, (self.meta,)
+
+
+class ModuleDictStandIn:
+    """Pickles as torch.nn.ModuleDict (NEWOBJ + BUILD), as a real one does, but may hold stand-ins."""
+
+    def __init__(self, state):
+        self.state = state
+
+    @property
+    def __class__(self):  # pickle checks that NEWOBJ's class is the object's class
+        return torch.nn.ModuleDict
+
+    def __reduce_ex__(self, protocol):
+        return copyreg.__newobj__, (torch.nn.ModuleDict,), self.state
+
+
 def write_snapshot(path, net, marker, extra_objects=None):
     """pickle.dump, protocol 4, of {ema, loss_fn, augment_pipe, dataset_kwargs} in EDM's persistent format."""
     fake = _fake_persistence_module(marker)
     src = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('the embedded source was executed')\n"
-
-    class Persistent:
-        def __init__(self, meta):
-            self.meta = meta
-
-        def __reduce__(self):
-            return fake["torch_utils.persistence"]._reconstruct_persistent_obj, (self.meta,)
-
-    class ModuleDictStandIn:
-        """Pickles as torch.nn.ModuleDict (NEWOBJ + BUILD), as a real one does, but may hold stand-ins."""
-
-        def __init__(self, state):
-            self.state = state
-
-        @property
-        def __class__(self):  # pickle checks that NEWOBJ's class is the object's class
-            return torch.nn.ModuleDict
-
-        def __reduce_ex__(self, protocol):
-            return copyreg.__newobj__, (torch.nn.ModuleDict,), self.state
 
     def stand_in(module, init_kwargs=None):
         state = {"training": False, "_parameters": collections.OrderedDict(module._parameters),

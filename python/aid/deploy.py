@@ -50,7 +50,8 @@ def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, so
     actor     a GuidanceModule, or the path of an actor.safetensors (loaded frozen).
     y, mask   [B, C, H, W] and [B, 1, H, W] (1 = known); only m⊙y is read.
     num_steps, solver  should be those of training (ACConfig.num_steps, ACConfig.solver).
-    Returns (x [B, C, H, W], report) with report = {nfe, vjp (0), actor_params, seconds}."""
+    Returns (x [B, C, H, W], report) with report = {nfe, vjp (0), actor_params, seconds}; nfe counts network
+    evaluations: backbone calls × the backbone's `evals_per_call` (2 for an autoguided aid.edm2.Denoiser)."""
     device = device_of(backbone)
     if isinstance(actor, str):
         actor = load_actor(actor, device)
@@ -64,6 +65,6 @@ def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, so
         x = aid_ext.mask_project(x, mask, y, torch.zeros(x.shape[0], device=device))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    report = {"nfe": nfe(num_steps, solver), "vjp": 0, "actor_params": n_params(actor),
-              "seconds": time.perf_counter() - t0}
+    report = {"nfe": nfe(num_steps, solver) * getattr(backbone, "evals_per_call", 1), "vjp": 0,
+              "actor_params": n_params(actor), "seconds": time.perf_counter() - t0}
     return x, report

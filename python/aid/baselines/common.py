@@ -1,6 +1,8 @@
 """What every baseline sampler shares: the call signature, the σ grid, per-image noise,
 the final paste of the known pixels, and the cost report (NFE counts every backbone
-forward; a vector–Jacobian product through the backbone is counted separately as a VJP)."""
+forward; a vector–Jacobian product through the backbone is counted separately as a VJP;
+both are network evaluations: backbone calls × the backbone's `evals_per_call`, 2 for an
+autoguided aid.edm2.Denoiser, 1 when it has none)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ class Run:
     mask: torch.Tensor
     sigmas: torch.Tensor          # [N + 1], σ_N = 0
     gens: list
-    nfe: int = 0
+    nfe: int = 0                  # backbone calls; report() converts both to network evaluations
     vjp: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -44,7 +46,9 @@ class Run:
         return aid_ext.mask_project(x, self.mask, self.y, torch.zeros_like(self.sigma(0)))
 
     def report(self) -> dict:
-        return {"nfe": self.nfe, "vjp": self.vjp, **self.extra}
+        """nfe and vjp count backbone calls (what the loops add up); the report counts network evaluations."""
+        k = getattr(self.net, "evals_per_call", 1)
+        return {"nfe": k * self.nfe, "vjp": k * self.vjp, **self.extra}
 
 
 def start(net, y: torch.Tensor, mask: torch.Tensor, seeds, num_steps: int, sigma_min=0.002, sigma_max=80.0,

@@ -5,7 +5,8 @@ exactly the keys and shapes of an official checkpoint's `ema` (`unet.emb_noise.w
 
 Written from the paper's equations and ../shared/research/anchors.md §B.1. Inference only:
 the forced weight normalisation of training is not implemented; instead `precompute()`
-(called by the loaders) stores each layer's normalised weight ŵ = w/‖w‖/√fan_in once.
+(called by the loaders) stores each layer's normalised weight once: ŵ = normalize(w)/√fan_in,
+i.e. w/‖w‖ per output channel (rows of unit norm).
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ class MPFourier(nn.Module):
 
 class MPConv(nn.Module):
     """Magnitude-preserving convolution (kernel [k, k]) or linear layer (kernel []), no bias:
-    y = (gain·ŵ) ⋆ x with ŵ = normalize(w)/√fan_in (Eq. 47)."""
+    y = (gain·ŵ) ⋆ x with ŵ = normalize(w)/√fan_in = w/‖w‖ per output channel (Eq. 47)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel):
         super().__init__()
@@ -259,14 +260,19 @@ class Precond(nn.Module):
         return self
 
     def forward(self, x, sigma, class_labels=None, force_fp32=False):
-        """x [B, C, H, W]; sigma [B] (or one element); class_labels [B, label_dim] (zeros if None, as
+        """x [B, C, H, W]; sigma [B] (or one element); class_labels [1 or B, label_dim] (zeros if None, as
         EDM2 does: out of distribution for its conditional nets). Returns D(x; σ) in float32."""
         x = x.to(torch.float32)
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
         sigma = sigma.expand(x.shape[0]) if sigma.numel() == 1 else sigma
-        if self.label_dim:
-            class_labels = torch.zeros([x.shape[0], self.label_dim], device=x.device) if class_labels is None \
-                else class_labels.to(torch.float32).reshape(-1, self.label_dim).expand(x.shape[0], -1)
+        if self.label_dim and class_labels is None:
+            class_labels = torch.zeros([x.shape[0], self.label_dim], device=x.device)
+        elif self.label_dim:
+            if class_labels.dim() != 2 or class_labels.shape[0] not in (1, x.shape[0]) \
+                    or class_labels.shape[1] != self.label_dim:
+                raise ValueError(f"Precond: class_labels must be [1 or B, label_dim] = [1 or {x.shape[0]}, "
+                                 f"{self.label_dim}], got {list(class_labels.shape)}")
+            class_labels = class_labels.to(torch.float32).expand(x.shape[0], -1)
         dtype = torch.float16 if self.use_fp16 and not force_fp32 and x.device.type == "cuda" else torch.float32
         x_in = aid_ext.edm_scale_input(x, sigma, self.sigma_data)
         F_x = self.unet(x_in.to(dtype), sigma.log() / 4, class_labels)
