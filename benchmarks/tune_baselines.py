@@ -25,12 +25,12 @@ import os
 import torch
 from tqdm.auto import tqdm
 
-from aid.baselines import METHODS
+from aid.baselines import METHODS, defaults
 from aid.data import fashion_mnist
 from aid.edm import load
 from aid.masks import masks
 from aid.metrics import psnr
-from aid.speed_quality import defaults, steps_for
+from aid.speed_quality import steps_for
 
 VALIDATION_MASK_SEED = 30_000
 MASK_KINDS = ["center_box", "pixels70", "lama_medium", "half_right"]  # the benchmark's default kinds

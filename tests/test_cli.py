@@ -56,7 +56,29 @@ def user_files(fmnist, tmp_path_factory):
     Image.fromarray(np.full((32, 32), 255, np.uint8)).save(d / "all_known.png")
     Image.fromarray(known[:16, :16]).save(d / "small_mask.png")
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(d / "rgb.png")
+    (d / "other_demo").mkdir()  # a results folder made with other settings
+    (d / "other_demo" / "results.json").write_text(json.dumps({"setup": {"images": 1000, "modules": {}}}))
     return d
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny backbone, and guidance modules that aid.train_aid trained on it for one iteration: with K = 3
+    and Heun steps ("heun3"), and over K in {2, 4} with Euler steps ("euler2,4")."""
+    from aid.actor_critic import ACConfig
+    from aid.edm import EDMPrecond
+    from aid.train_aid import train_aid
+    d = tmp_path_factory.mktemp("trained")
+    torch.manual_seed(0)
+    net = EDMPrecond(img_resolution=32, img_channels=1, model_channels=8, channel_mult=[1, 2], num_blocks=1,
+                     attn_resolutions=[], dropout=0.0)
+    save_module(net, str(d / "net.safetensors"), "EDMPrecond", net.init_kwargs)
+    small = dict(actor_kwargs=dict(width=8, depth=1, emb=8), critic_kwargs=dict(width=8, emb=8), masks_per_kind=2,
+                 mask_kinds=["center_box"], iters=1, batch=2, progress=False)
+    data = torch.rand(4, 1, 32, 32) * 2 - 1
+    train_aid(net, data, str(d / "heun3"), cfg=ACConfig(num_steps=3, solver="heun"), **small)
+    train_aid(net, data, str(d / "euler2,4"), cfg=ACConfig(num_steps=2), num_steps_choices=[2, 4], **small)
+    return str(d / "net.safetensors"), {k: str(d / k / "actor.safetensors") for k in ("heun3", "euler2,4")}
 
 
 def test_demo_writes_its_folder_with_finite_numbers(fmnist, guidance, tmp_path):
@@ -99,6 +121,31 @@ def test_inpaint_keeps_the_size_and_the_known_pixels(user_files, guidance, tmp_p
     assert Image.open(out / "grid.png").size[0] > 3 * 32
 
 
+def test_inpaint_aid_defaults_to_the_steps_and_solver_of_training(trained, tmp_path, monkeypatch):
+    from aid import inpaint
+    from aid.actor_critic import ACConfig
+    backbone, modules = trained
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)).save(tmp_path / "x.png")
+    calls, sample_aid = [], inpaint.sample_aid
+    monkeypatch.setattr(inpaint, "sample_aid", lambda *args, **kw: calls.append(kw) or sample_aid(*args, **kw))
+
+    def settings(module, *flags):
+        calls.clear()
+        assert cli.main(["inpaint", str(tmp_path / "x.png"), "--mask-kind", "center_box", "--out", str(tmp_path / "o"),
+                         "--backbone", backbone, "--guidance", module, *flags]) == 0
+        return calls[0]["num_steps"], calls[0]["solver"]
+
+    assert settings(modules["heun3"]) == (3, "heun")
+    assert settings(modules["heun3"], "--steps", "5", "--solver", "euler") == (5, "euler")  # the flags win
+    assert settings(modules["euler2,4"]) == (4, "euler")  # of several K: the largest, 9 not among them
+    u = GuidanceModule(1)
+    save_module(u, str(tmp_path / "k.safetensors"), "GuidanceModule", u.config,
+                dict(ac_config=dict(num_steps=5, solver="heun"), num_steps_choices=[5, 9, 19]))
+    assert inpaint.training_settings(str(tmp_path / "k.safetensors")) == (9, "heun")
+    save_module(u, str(tmp_path / "none.safetensors"), "GuidanceModule", u.config)  # no training metadata
+    assert inpaint.training_settings(str(tmp_path / "none.safetensors")) == (ACConfig.num_steps, ACConfig.solver)
+
+
 def test_inpaint_a_folder_with_generated_masks_is_reproducible(user_files, fmnist, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -127,6 +174,15 @@ BAD_INPUTS = [  # (arguments after `aid`, with {d} the user-file folder; the mes
     (["inpaint", "{d}/shirt.png", "--mask", "{d}/mask.png", "--out", "{d}/o", "--guidance", "{d}/none.safetensors"],
      "no such checkpoint"),
     (["convert", "{d}/nosuch.pkl", "{d}/out.safetensors"], "nosuch.pkl"),
+    (["demo", "--out", "{d}/demo", "--guidance", "{d}/none.safetensors"], "aid demo: error: --guidance: no such file"),
+    (["demo", "--out", "{d}/other_demo", "--methods", "paste", "--num-images", "2", "--masks", "center_box"],
+     "aid demo: error: --resume: {d}/other_demo/results.json was made with other settings"),  # from aid.speed_quality
+    (["bench", "--out", "{d}/b", "--nfe", "0"], "aid bench: error: need --images >= 2"),
+    (["bench", "--out", "{d}/b", "--methods", "nosuch"], "aid bench: error: argument --methods: invalid choice"),
+    (["bench", "--out", "{d}/b", "--quick", "--methods", "paste", "aid", "--aid", "{d}/none.safetensors"],
+     "aid bench: error: no such checkpoint: {d}/none.safetensors"),
+    (["train-backbone", "--run-dir", "{d}/r", "--iters", "x"], "aid train-backbone: error: argument --iters: invalid"),
+    (["train-backbone"], "aid train-backbone: error: the following arguments are required: --run-dir"),
     (["nosuch"], "invalid choice: 'nosuch'"),
 ]
 
@@ -134,7 +190,7 @@ BAD_INPUTS = [  # (arguments after `aid`, with {d} the user-file folder; the mes
 @pytest.mark.parametrize("argv, message", BAD_INPUTS, ids=[" ".join(a[:1] + [m[:24]]) for a, m in BAD_INPUTS])
 def test_bad_input_exits_with_one_readable_line(user_files, argv, message):
     r = aid(*[a.format(d=user_files) for a in argv])
-    assert r.returncode != 0 and message in r.stderr, r.stderr
+    assert r.returncode != 0 and message.format(d=user_files) in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
 
 

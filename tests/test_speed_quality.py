@@ -18,7 +18,6 @@ from aid.guidance import GuidanceModule
 from aid.masks import masks
 
 
-
 @pytest.fixture(scope="module")
 def fmnist():
     from aid.data import fashion_mnist
@@ -79,7 +78,6 @@ def test_resume_skips_finished_cells(quick, backbone, capsys):
         sq.main(["--quick", "--backbone", backbone, "--out", out, "--resume", "--images", "9"])
 
 
-
 def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, backbone, tmp_path):
     small = ["--quick", "--backbone", backbone, "--images", "4", "--batch", "4", "--fd-min-images", "4", "--nfe", "2",
              "--masks", "center_box"]
@@ -94,6 +92,7 @@ def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, bac
     assert os.path.getsize(os.path.join(both, "examples.png")) > 0
     with pytest.raises(SystemExit, match="--merge: .* other settings: images"):
         sq.main(small + ["--out", str(tmp_path / "c"), "--images", "5", "--merge", a])
+
 
 def test_nfe_to_steps_rule():
     rp = sq.defaults(sq.METHODS["repaint"])
@@ -145,6 +144,30 @@ def test_missing_backbone_says_how_to_get_one(tmp_path, monkeypatch):
     monkeypatch.setattr(sq, "DEFAULT_BACKBONE", str(tmp_path / "none.safetensors"))
     with pytest.raises(SystemExit, match="no such file.*python -m aid.edm.train.*or pass --backbone"):
         sq.main(["--quick", "--out", str(tmp_path)])
+
+
+def test_a_missing_module_is_named_not_taken_for_a_missing_backbone(fmnist, tmp_path):
+    missing = str(tmp_path / "none.safetensors")
+    with pytest.raises(SystemExit) as e:  # on the bundled backbone, whose absence would add a hint
+        sq.main(["--quick", "--out", str(tmp_path / "o"), "--methods", "paste", "aid", "--aid", missing],
+                prog="aid bench")
+    assert str(e.value.code).startswith(f"aid bench: error: no such checkpoint: {missing}")
+    assert "aid.edm.train" not in str(e.value.code) and "\n" not in str(e.value.code)
+
+
+def test_versions_name_the_checkout_of_this_code_or_none(tmp_path, monkeypatch):
+    import subprocess
+    here = os.path.dirname(os.path.abspath(sq.__file__))
+    head = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    tracked = subprocess.run(["git", "-C", here, "ls-files", "--error-unmatch", sq.__file__], capture_output=True)
+    if head and tracked.returncode == 0:  # running from a checkout (an editable install)
+        v = sq.versions()
+        assert v["git_commit"] == head and isinstance(v["git_dirty"], bool)
+    copy = tmp_path / "site-packages" / "aid" / "speed_quality.py"  # an installed copy, in no checkout
+    copy.parent.mkdir(parents=True)
+    copy.write_text("")
+    monkeypatch.setattr(sq, "__file__", str(copy))
+    assert sq.versions()["git_commit"] is None and sq.versions()["git_dirty"] is None
 
 
 def test_amortized_methods_without_a_module_are_skipped_with_the_reason(backbone):

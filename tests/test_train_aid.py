@@ -188,7 +188,6 @@ def test_cli_trains_on_fashion_mnist(tmp_path, fake_fmnist, monkeypatch):  # noq
     assert extra["ac_config"]["delta_norm"] is True and 0 < extra["param_ratio"] < 1
 
 
-
 def test_cli_trains_on_a_folder_of_images(tmp_path):
     from PIL import Image
     torch.manual_seed(0)

@@ -97,6 +97,8 @@ def cmd_demo(a) -> None:
     from . import speed_quality
     from .deploy import DEFAULT_GUIDANCE
     methods, skipped = list(dict.fromkeys(a.methods)), {}
+    if a.guidance and not os.path.isfile(a.guidance):
+        raise FileNotFoundError(f"--guidance: no such file: {a.guidance}")
     guidance = a.guidance or (DEFAULT_GUIDANCE if os.path.exists(DEFAULT_GUIDANCE) else None)
     if "aid" in methods and guidance is None:
         methods.remove("aid")
@@ -107,9 +109,10 @@ def cmd_demo(a) -> None:
         raise ValueError("need --num-images >= 2, every --nfe >= 1, --examples >= 0 and --batch >= 1")
     argv = ["--out", a.out, "--methods", *methods, "--masks", *a.masks, "--nfe", *map(str, a.nfe), "--images",
             str(a.num_images), "--batch", str(a.batch or a.num_images), "--no-default-nfe", "--examples",
-            str(a.examples), "--example-nfe", str(a.nfe[len(a.nfe) // 2]), "--device", str(check_device(a.device)),
-            "--resume"]
-    speed_quality.main(argv + (["--aid", guidance] if "aid" in methods else []), skipped_methods=skipped)
+            str(a.examples), "--example-nfe", str(sorted(a.nfe)[len(a.nfe) // 2]),  # the median target
+            "--device", str(check_device(a.device)), "--resume"]
+    speed_quality.main(argv + (["--aid", guidance] if "aid" in methods else []), skipped_methods=skipped,
+                       prog="aid demo", parser_class=Parser)
     print(f"\nThe demo's results are in {a.out}: examples.png (the comparison grid), results.md and results.json "
           "(the metrics), quality_vs_nfe.png and quality_vs_seconds.png (speed against quality).")
 
@@ -119,18 +122,19 @@ def cmd_inpaint(a) -> None:
     inpaint(a, check_device(a.device))
 
 
-def passthrough(module: str, help: str):
-    """A subcommand that hands its arguments to `module`.main(argv) (it parses them itself)."""
+def passthrough(name: str, module: str, help: str):
+    """A subcommand that hands its arguments to `module`.main(argv, prog, parser_class), which parses them with
+    a Parser named `aid NAME`."""
     def run(argv):
         import importlib
-        return importlib.import_module(module, __package__).main(argv)
+        return importlib.import_module(module, __package__).main(argv, prog=f"aid {name}", parser_class=Parser)
     return run, help
 
 
-PASSTHROUGH = {"train-backbone": passthrough(".edm.train", "train an EDM backbone on Fashion-MNIST 32×32 (as the "
-                                             "bundled one; `aid train-backbone --help`)"),
-               "bench": passthrough(".speed_quality", "the speed–quality benchmark, every method × NFE × mask "
-                                    "(`aid bench --help`)")}
+PASSTHROUGH = {name: passthrough(name, module, text) for name, module, text in [
+    ("train-backbone", ".edm.train", "train an EDM backbone on Fashion-MNIST 32×32 (as the bundled one; "
+     "`aid train-backbone --help`)"),
+    ("bench", ".speed_quality", "the speed–quality benchmark, every method × NFE × mask (`aid bench --help`)")]}
 
 
 def parser() -> Parser:
@@ -169,8 +173,10 @@ def parser() -> Parser:
     i.add_argument("--backbone", help="official EDM .pkl or aid .safetensors [the bundled Fashion-MNIST backbone]")
     i.add_argument("--guidance", help="trained module of aid (actor.safetensors from `aid train`) or deft "
                    "(h.safetensors) [aid: the bundled one]")
-    i.add_argument("--steps", type=int, help="sampling steps [aid: its training K; a baseline: its own default]")
-    i.add_argument("--solver", choices=["euler", "heun"], help="aid and deft only [euler]")
+    i.add_argument("--steps", type=int, help="sampling steps [aid: the K the guidance module was trained with "
+                   "(trained over several: 9 if among them, else the largest); a baseline: its own default]")
+    i.add_argument("--solver", choices=["euler", "heun"], help="aid and deft only [aid: the guidance module's "
+                   "training solver; deft: euler]")
     i.add_argument("--seed", type=int, default=0, help="image i is drawn with seed + i [0]")
     i.add_argument("--batch", type=int, default=64, help="images per sampler call [64]")
     i.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")

@@ -34,5 +34,19 @@ def save_png(x: torch.Tensor, path: str, scale: int = 1) -> None:
     img.save(path)
 
 
+HOLE_RGB = (-0.5, -0.1, 0.7)  # the hole in a masked input: a flat blue, in [-1, 1]
+
+
+def masked_input(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """One [C, H, W] image (C = 1 or 3) and its [1, H, W] mask (1 = known) → [3, H, W]: the known
+    pixels as they are (gray for C = 1), the hole in a flat blue (HOLE_RGB)."""
+    if x.dim() != 3 or x.shape[0] not in (1, 3) or mask.shape != (1, *x.shape[1:]):
+        raise ValueError(f"masked_input: expected a [1 or 3, H, W] image and a [1, H, W] mask, got "
+                         f"{list(x.shape)} and {list(mask.shape)}")
+    rgb = x.expand(3, -1, -1).clone()
+    rgb[:, mask[0] == 0] = torch.tensor(HOLE_RGB, dtype=rgb.dtype)[:, None]
+    return rgb
+
+
 def save_grid(x: torch.Tensor, path: str, nrow: int = 8, scale: int = 2) -> None:
     save_png(grid(x, nrow), path, scale)

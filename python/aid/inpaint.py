@@ -9,11 +9,15 @@ from functools import partial
 import torch
 from tqdm.auto import tqdm
 
+from .actor_critic import ACConfig
+from .baselines import METHODS, defaults
+from .baselines.deft import deft, h_transform
+from .checkpoint import read_metadata
 from .data import _decode, image_dataset
 from .deploy import DEFAULT_GUIDANCE, load_actor, sample_aid
 from .edm import DEFAULT_BACKBONE, load
 from .edm.sampler import device_of
-from .images import grid, save_png
+from .images import grid, masked_input, save_png
 from .masks import mask_from_png, masks
 
 
@@ -71,29 +75,54 @@ def read_masks(a, n: int, res: int) -> torch.Tensor:
     return m.expand(n, -1, -1, -1) if len(m) == 1 else m
 
 
+def load_sampler(method: str, net, module: str | None = None):
+    """method's sampler, fn(net, y, mask, seeds, num_steps, **hyperparameters) -> (x, report): a baseline of
+    aid.baselines, or DEFT or AID with its trained module (module: h.safetensors from train_deft, or
+    actor.safetensors from aid.train_aid) loaded once onto net's device. AID's has no defaults in its
+    signature: its num_steps and solver should be those of training (training_settings)."""
+    if method == "deft":
+        return partial(deft, h=h_transform(module, net))
+    if method != "aid":
+        return METHODS[method]
+    actor = load_actor(module, device_of(net))
+
+    def aid(net, y, mask, seeds, num_steps, **kwargs):
+        return sample_aid(net, actor, y, mask, seeds, num_steps=num_steps, **kwargs)
+    return aid
+
+
+def training_settings(path: str) -> tuple[int, str]:
+    """(K, solver) of an actor.safetensors' training, from its metadata (ac_config). One trained over several
+    K (num_steps_choices) gives ACConfig.num_steps (9) if it is among them, else the largest. A module
+    without that metadata gives ACConfig's defaults."""
+    _, _, extra = read_metadata(path)
+    cfg, choices = extra.get("ac_config") or {}, extra.get("num_steps_choices")
+    if choices:
+        steps = ACConfig.num_steps if ACConfig.num_steps in choices else max(choices)
+    else:
+        steps = cfg.get("num_steps", ACConfig.num_steps)
+    return int(steps), cfg.get("solver", ACConfig.solver)
+
+
 def sampler(a, net):
-    """sample(y, mask, seeds) -> (x, report) for --method, with --steps, --solver and --guidance."""
-    from .actor_critic import ACConfig
-    from .baselines import METHODS
-    from .baselines.deft import h_transform
-    from .speed_quality import defaults
-    fn = sample_aid if a.method == "aid" else METHODS[a.method]
+    """sample(y, mask, seeds) -> (x, report) for --method, with --steps, --solver and --guidance (AID's
+    defaults: those of its training, training_settings)."""
     if a.solver and a.method not in ("aid", "deft"):
         raise ValueError(f"--solver: {a.method} has its own update rule; --solver applies to aid and deft only")
-    steps = a.steps if a.steps is not None else ACConfig.num_steps if a.method == "aid" else defaults(fn)["num_steps"]
-    if steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {steps}")
-    kwargs = dict(num_steps=steps, **({"solver": a.solver} if a.solver else {}))
-    if a.method == "aid":
-        path = a.guidance or default_guidance(a)
-        return partial(sample_aid, net, load_actor(path, device_of(net)), **kwargs)
-    if a.method == "deft":
-        if not a.guidance:
-            raise ValueError("--method deft needs --guidance PATH, a DEFT h-transform (h.safetensors from "
-                             "`python -m aid.baselines.deft --run-dir RUN --iters N`)")
-        kwargs["h"] = h_transform(a.guidance, net)
-    elif a.guidance:
+    if a.method == "deft" and not a.guidance:
+        raise ValueError("--method deft needs --guidance PATH, a DEFT h-transform (h.safetensors from "
+                         "`python -m aid.baselines.deft --run-dir RUN --iters N`)")
+    if a.guidance and a.method not in ("aid", "deft"):
         raise ValueError(f"--guidance: {a.method} uses no trained module; it applies to aid and deft only")
+    if a.steps is not None and a.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {a.steps}")
+    path = (a.guidance or default_guidance(a)) if a.method == "aid" else a.guidance
+    fn = load_sampler(a.method, net, path)
+    if a.method == "aid":
+        steps, solver = training_settings(path)
+        kwargs = dict(num_steps=a.steps or steps, solver=a.solver or solver)
+    else:
+        kwargs = dict(num_steps=a.steps or defaults(fn)["num_steps"], **({"solver": a.solver} if a.solver else {}))
     return partial(fn, net, **kwargs)
 
 
@@ -132,7 +161,6 @@ def inpaint(a, device: torch.device) -> None:
         save_png(xi, os.path.join(a.out, name))
     print(f"wrote {len(x)} inpainted image(s) to {a.out}")
     if a.grid:
-        from .speed_quality import masked_input
         rows = [[masked_input(g, m), xi.expand(3, -1, -1), g.expand(3, -1, -1)] for g, m, xi in zip(x0, mask, x)]
         save_png(grid(torch.stack([im for row in rows for im in row]), nrow=3), os.path.join(a.out, "grid.png"),
                  scale=max(1, 128 // res))

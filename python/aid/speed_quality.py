@@ -36,14 +36,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import inspect
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
-from functools import partial
 
 import numpy as np
 import torch
@@ -52,19 +50,19 @@ from tqdm.auto import tqdm
 
 import aid
 import aid_ext
-from aid.baselines import METHODS, repaint_nfe
-from aid.baselines.deft import HOW_TO_TRAIN, deft, h_transform
+from aid.baselines import METHODS, defaults, repaint_nfe
+from aid.baselines.deft import HOW_TO_TRAIN
 from aid.checkpoint import atomic_write
 from aid.data import fashion_mnist
-from aid.deploy import DEFAULT_GUIDANCE, load_actor, sample_aid
+from aid.deploy import DEFAULT_GUIDANCE
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.edm.sampler import device_of
 from aid.fid_inception import sha256_of
+from aid.inpaint import load_sampler
 from aid.masks import KINDS, TEST_SET_VERSION, benchmark_masks
 from aid.metrics import fmnist_distances, hole_mse, psnr, ssim
-from aid.plots import curve_panels, image_table
+from aid.speed_quality_report import ALL_METHODS, key_of, write_reports
 
-ALL_METHODS = list(METHODS) + ["aid"]
 VJP_PER_STEP = {"dps", "pigdm"}
 AMORTIZED = {  # methods that need a trained module: the option that gives it, and how to get one
     "deft": ("--deft", HOW_TO_TRAIN),
@@ -75,13 +73,7 @@ DEFAULTS = dict(methods=ALL_METHODS, nfe=[5, 9, 19, 35], masks=["center_box", "p
                 images=1000, batch=64, fd_min_images=1000, no_default_nfe=False)
 QUICK = dict(methods=["paste", "ddnm", "repaint", "pigdm"], nfe=[5, 9], masks=["center_box", "pixels70"], images=8,
              batch=8, fd_min_images=8, no_default_nfe=True)
-HOLE_RGB = (-0.5, -0.1, 0.7)  # the hole in the examples' masked inputs: a flat blue, in [-1, 1]
 RULES = __doc__[__doc__.index("Fixed, so that"):]  # written into results.json and results.md
-
-
-def defaults(fn) -> dict:
-    """The keyword defaults of a sampler's signature: its published or tuned settings."""
-    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
 
 
 def cost(name: str, num_steps: int, hp: dict) -> int:
@@ -111,27 +103,21 @@ def points(name: str, fn, targets: list[int], with_default: bool) -> list[dict]:
     return [dict(num_steps=n, targets=by_steps[n], default=n == default) for n in sorted(by_steps)]
 
 
-def aid_sampler(path: str, net):
-    """The hook for AID: a trained guidance module (actor.safetensors from aid.train_aid) run by
-    aid.sample_aid (Euler steps with u = μ_φ(x, σ; y, m, D), then the known pixels pasted)."""
-    actor = load_actor(path, device_of(net))
-    return lambda net, y, mask, seeds, num_steps: sample_aid(net, actor, y, mask, seeds, num_steps=num_steps)
+class BenchmarkError(Exception):
+    """A reason to stop before running (main reports it as `PROG: error: reason`, exit status 1)."""
 
 
 def samplers(a, net) -> tuple[dict, dict]:
-    """(name → sampler(net, y, mask, seeds, num_steps=…), name → why it is skipped) for a.methods."""
+    """(name → sampler(net, y, mask, seeds, num_steps=…), name → why it is skipped) for a.methods. DEFT and
+    AID run from their trained modules (aid.inpaint.load_sampler; AID with Euler steps, then the paste)."""
     run, skipped = {}, {}
     for name in a.methods:
         path = getattr(a, name) if name in AMORTIZED else None
         if name in AMORTIZED and path is None:
             option, how = AMORTIZED[name]
             skipped[name] = f"no {option} PATH given: {how}"
-        elif name == "deft":
-            run[name] = partial(deft, h=h_transform(path, net))
-        elif name == "aid":
-            run[name] = aid_sampler(path, net)
         else:
-            run[name] = METHODS[name]
+            run[name] = load_sampler(name, net, path)
     return run, skipped
 
 
@@ -187,18 +173,25 @@ def machine(device: torch.device) -> dict:
     return d
 
 
-def versions() -> dict:
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def git(*args, cwd: str):
+    """git's output, or None where there is no git or it fails (e.g. cwd is in no checkout)."""
+    try:
+        r = subprocess.run(["git", "-C", cwd, *args], capture_output=True, text=True)
+    except OSError:
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
 
-    def git(*args):  # None where there is no git or no checkout
-        try:
-            r = subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True)
-        except OSError:
-            return None
-        return r.stdout.strip() if r.returncode == 0 else None
-    status = git("status", "--porcelain", "--untracked-files=no")
+
+def versions() -> dict:
+    """The software; git_commit and git_dirty are those of the checkout this code runs from, None unless this
+    file is tracked by one (an installed copy, even in a virtual environment inside a checkout, has none)."""
+    here = os.path.abspath(__file__)
+    root = git("rev-parse", "--show-toplevel", cwd=os.path.dirname(here))
+    tracked = root is not None and git("ls-files", "--error-unmatch", here, cwd=root) is not None
+    commit = git("rev-parse", "HEAD", cwd=root) if tracked else None
+    status = git("status", "--porcelain", "--untracked-files=no", cwd=root) if tracked else None
     return dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__, aid=aid.__version__,
-                aid_ext=aid_ext.__version__, aid_ext_build=aid_ext.build_info(), git_commit=git("rev-parse", "HEAD"),
+                aid_ext=aid_ext.__version__, aid_ext_build=aid_ext.build_info(), git_commit=commit,
                 git_dirty=None if status is None else bool(status))
 
 
@@ -213,13 +206,13 @@ def start_results(path: str, setup: dict, resume: bool) -> dict:
     if not os.path.exists(path):
         return dict(benchmark="speed_quality", setup=setup, rules=RULES, runs=[], skipped={}, cells={})
     if not resume:
-        raise SystemExit(f"speed_quality: {path} exists; pass --resume to continue it, or choose another --out")
+        raise BenchmarkError(f"{path} exists; pass --resume to continue it, or choose another --out")
     with open(path) as f:
         res = json.load(f)
     differ = setup_differences(res["setup"], setup)
     if differ:
-        raise SystemExit(f"speed_quality: --resume: {path} was made with other settings: {'; '.join(differ)}; "
-                         f"use another --out")
+        raise BenchmarkError(f"--resume: {path} was made with other settings: {'; '.join(differ)}; "
+                             f"use another --out")
     res["setup"]["modules"].update(setup["modules"])
     return res
 
@@ -231,7 +224,7 @@ def merge_from(res: dict, examples: dict, folder: str) -> None:
         other = json.load(f)
     differ = setup_differences(other["setup"], res["setup"]) + setup_differences(res["setup"], other["setup"])
     if differ:
-        raise SystemExit(f"speed_quality: --merge: {folder} was made with other settings: {'; '.join(differ)}")
+        raise BenchmarkError(f"--merge: {folder} was made with other settings: {'; '.join(differ)}")
     offset = len(res["runs"])
     res["runs"] += other["runs"]
     new = {k: dict(c, run=c["run"] + offset) for k, c in other["cells"].items() if k not in res["cells"]}
@@ -244,10 +237,6 @@ def merge_from(res: dict, examples: dict, folder: str) -> None:
     print(f"merged {len(new)} cells from {folder}", flush=True)
 
 
-def machine_line(m: dict) -> str:
-    return f"{m['device']} ({m.get('gpu', m['cpu'])}, torch threads: {m['torch_threads']})"
-
-
 def write_json(path: str, obj) -> None:
     def write(tmp):
         with open(tmp, "w") as f:
@@ -255,87 +244,10 @@ def write_json(path: str, obj) -> None:
     atomic_write(path, write)
 
 
-def ordered(cells: dict) -> list[dict]:
-    """Cells by mask kind, then method, then cost."""
-    return sorted(cells.values(), key=lambda c: (KINDS.index(c["mask"]), ALL_METHODS.index(c["method"]), c["cost"]))
-
-
-def fmt(v, spec: str) -> str:
-    return format(v, spec) if isinstance(v, (int, float)) else "–"
-
-
-def markdown(res: dict) -> str:
-    """One table per mask kind, with the setup and the rules above them."""
-    s, cells = res["setup"], ordered(res["cells"])
-    lines = ["# Speed–quality benchmark", "", f"Backbone sha256 {s['backbone_sha256'][:16]}…, {s['images']} images "
-             f"per cell, FD_fmnist from {s['fd_min_images']} images. How it was measured:", "",
-             "```", res["rules"].strip(), "```", ""]
-    lines += [f"- run {i}: {r['date']}, {machine_line(r['machine'])}" for i, r in enumerate(res["runs"])] + [""]
-    lines += [f"- **{k}** skipped: {v}" for k, v in res["skipped"].items()]
-    for kind in dict.fromkeys(c["mask"] for c in cells):
-        lines += ["", f"## {kind} (hole: {res['hole_fraction'][kind]:.0%} of the pixels)", "",
-                  "| method | NFE (+VJP) | steps | hole PSNR (dB) | PSNR (dB) | SSIM | FD_fmnist | KD_fmnist | "
-                  "s/image | images |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for c in (c for c in cells if c["mask"] == kind):
-            sem = c["hole_psnr_std"] / c["images"] ** 0.5
-            lines.append(f"| {c['method']} | {c['nfe']}" + (f" + {c['vjp']}" if c["vjp"] else "") +
-                         f" | {c['num_steps']}{' (default)' if c['default'] else ''} | {c['hole_psnr']:.2f} ± "
-                         f"{sem:.2f} | {c['psnr']:.2f} | {c['ssim']:.3f} | {fmt(c['fd_fmnist'], '.4g')} | "
-                         f"{fmt(c['kd_fmnist'], '.3g')} | {c['seconds_per_image']:.4g} | {c['images']} |")
-    return "\n".join(lines) + "\n"
-
-
-def masked_input(gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """[1, H, W] image and mask → [3, H, W]: the known pixels in gray, the hole in a flat blue."""
-    rgb = gt.expand(3, -1, -1).clone()
-    rgb[:, mask[0] == 0] = torch.tensor(HOLE_RGB)[:, None]
-    return rgb
-
-
-def write_examples(res: dict, examples: dict, gt: torch.Tensor, path: str, nfe_shown: int) -> None:
-    """Rows: the first example images of each mask kind; columns: masked input, each method at the
-    setting whose cost is nearest to nfe_shown, ground truth."""
-    cells = ordered(res["cells"])
-    shown = {}
-    for c in cells:
-        best = shown.get(c["method"])
-        if best is None or abs(c["cost"] - nfe_shown) < abs(best[1] - nfe_shown):
-            shown[c["method"]] = (c["num_steps"], c["cost"])
-    k = res["setup"]["examples"]
-    rows, titles = [], []
-    for kind in dict.fromkeys(c["mask"] for c in cells):
-        m = benchmark_masks(kind, k, RES)
-        for i in range(k):
-            outs = [examples.get(key_of(dict(mask=kind, method=name, num_steps=n)), torch.zeros(k, *gt.shape[1:]))[i]
-                    for name, (n, _) in shown.items()]
-            rows.append([masked_input(gt[i], m[i])] + outs + [gt[i]])
-            titles.append(f"{kind} #{i}")
-    image_table(rows, path, col_titles=["masked input"] + [f"{name}\n{c} NFE+VJP" for name, (_, c) in shown.items()]
-                + ["ground truth"], row_titles=titles)
-
-
-def write_reports(res: dict, examples: dict, gt: torch.Tensor, out: str, nfe_shown: int) -> str:
-    """results.md, quality_vs_nfe.png, quality_vs_seconds.png, examples.png; returns the Markdown."""
-    md = markdown(res)
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(md)
-    cells = ordered(res["cells"])
-    ys = [("hole_psnr", "hole PSNR (dB)"), ("fd_fmnist", "FD_fmnist")]
-    note = "hollow circle: the method's default setting"
-    machines = {machine_line(res["runs"][c["run"]]["machine"]) for c in cells}
-    curve_panels(cells, os.path.join(out, "quality_vs_nfe.png"), x="cost", ys=ys, panel="mask", curve="method",
-                 xlabel="NFE + VJP per image", title=f"Quality against cost\n({note})", highlight="default")
-    curve_panels(cells, os.path.join(out, "quality_vs_seconds.png"), x="seconds_per_image", ys=ys, panel="mask",
-                 curve="method", xlabel="seconds per image", highlight="default",
-                 title=f"Quality against wall clock on {' / '.join(sorted(machines))}\n({note})")
-    if res["setup"]["examples"]:
-        write_examples(res, examples, gt, os.path.join(out, "examples.png"), nfe_shown)
-    return md
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Defaults in brackets are the full "
-                                "benchmark's; --quick changes those marked (quick: ...) unless given.")
+def parser(prog: str | None = None, parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The command line (prog: the name in its usage and errors; parser_class: e.g. one with one-line errors)."""
+    p = parser_class(prog=prog, description=__doc__.split("\n\n")[0], epilog="Defaults in brackets are the full "
+                     "benchmark's; --quick changes those marked (quick: ...) unless given.")
     p.add_argument("--out", required=True, help="folder for results.json/.md, the PNGs and examples.safetensors")
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="EDM .safetensors or .pkl [the bundled one]")
     p.add_argument("--methods", nargs="+", choices=ALL_METHODS, metavar="METHOD",
@@ -361,6 +273,12 @@ def parse_args(argv):
     p.add_argument("--merge", nargs="+", default=[], metavar="FOLDER",
                    help="first fold in the cells of other --out folders made with the same settings")
     p.add_argument("--quick", action="store_true", help="the one-minute smoke version")
+    return p
+
+
+def parse_args(argv, p: argparse.ArgumentParser | None = None):
+    """The arguments, with the defaults filled in (DEFAULTS, or QUICK with --quick) and checked."""
+    p = p or parser()
     a = p.parse_args(argv)
     explicit = set(a.methods or [])
     if a.aid is None and a.backbone == DEFAULT_BACKBONE and os.path.exists(DEFAULT_GUIDANCE):
@@ -378,10 +296,6 @@ def parse_args(argv):
         p.error(f"--examples must be >= 0, got {a.examples}")
     a.examples = min(a.examples, a.images)
     return a
-
-
-def key_of(c: dict) -> str:
-    return f"{c['mask']}/{c['method']}/{c['num_steps']}"
 
 
 def measure(c: dict, fn, net, gt, mask, seeds, a, run: int) -> tuple[dict, torch.Tensor]:
@@ -402,24 +316,38 @@ def prepare(a):
     """(backbone, test images, samplers, skipped methods), or exit with the reason."""
     try:
         net = load(a.backbone, torch.device(a.device))
-        gt, _ = fashion_mnist("test", RES)
-        methods, skipped = samplers(a, net)
     except FileNotFoundError as e:
         hint = " (the bundled backbone is trained by `python -m aid.edm.train`; or pass --backbone)" \
             if a.backbone == DEFAULT_BACKBONE else ""
-        raise SystemExit(f"speed_quality: {e}{hint}") from None
+        raise BenchmarkError(f"{e}{hint}") from None
     if (net.img_channels, net.img_resolution) != (1, RES):
-        raise SystemExit(f"speed_quality: the benchmark runs on Fashion-MNIST 1×{RES}×{RES}; {a.backbone} makes "
-                         f"{net.img_channels}×{net.img_resolution}×{net.img_resolution} images")
+        raise BenchmarkError(f"the benchmark runs on Fashion-MNIST 1×{RES}×{RES}; {a.backbone} makes "
+                             f"{net.img_channels}×{net.img_resolution}×{net.img_resolution} images")
+    try:
+        gt, _ = fashion_mnist("test", RES)
+        methods, skipped = samplers(a, net)
+    except FileNotFoundError as e:  # Fashion-MNIST, or the module of --deft or --aid
+        raise BenchmarkError(str(e)) from None
     return net, gt[:a.images], methods, skipped
 
 
-def main(argv=None, skipped_methods: dict | None = None):
+def main(argv=None, skipped_methods: dict | None = None, prog: str | None = None,
+         parser_class=argparse.ArgumentParser):
     """skipped_methods: method → reason, reported as skipped beside those of --methods (for callers such
-    as `aid demo`, which reports AID while there is no guidance module to run it with)."""
-    a = parse_args(argv)
+    as `aid demo`, which reports AID while there is no guidance module to run it with). prog and
+    parser_class: the command's name and parser (parser()); a reason to stop exits as `PROG: error: reason`."""
+    p = parser(prog, parser_class)
+    a = parse_args(argv, p)
+    try:
+        benchmark(a, skipped_methods or {})
+    except BenchmarkError as e:
+        raise SystemExit(f"{p.prog}: error: {e}") from None
+
+
+def benchmark(a, skipped_methods: dict) -> None:
+    """The benchmark of parsed arguments a (main)."""
     net, gt, methods, skipped = prepare(a)
-    skipped.update(skipped_methods or {})
+    skipped.update(skipped_methods)
     seeds = list(range(a.images))
     setup = dict(backbone_sha256=sha256_of(a.backbone), images=a.images, mask_set=f"aid.masks.benchmark_masks "
                  f"v{TEST_SET_VERSION}", fd_min_images=a.fd_min_images, expensive_cost=a.expensive_cost,
@@ -456,6 +384,7 @@ def main(argv=None, skipped_methods: dict | None = None):
     write_json(json_path, res)
     print(write_reports(res, examples, gt, a.out, a.example_nfe))
     print(f"wrote {', '.join(sorted(os.listdir(a.out)))} in {a.out}")
+
 
 if __name__ == "__main__":
     main()

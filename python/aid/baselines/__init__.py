@@ -1,6 +1,8 @@
 """Baseline inpainting samplers on a frozen EDM backbone. Every one has the signature
 `method(net, y, mask, seeds, num_steps=..., **hyperparameters) -> (x [B, C, H, W], report)`
 with report = {"nfe": backbone forwards, "vjp": backward passes through the backbone, ...}."""
+import inspect
+
 from .ddnm import ddnm
 from .deft import deft, train_deft
 from .diffpir import diffpir
@@ -12,5 +14,11 @@ from .replacement import replacement
 METHODS = {"paste": paste, "replacement": replacement, "repaint": repaint, "ddnm": ddnm, "diffpir": diffpir,
            "dps": dps, "pigdm": pigdm, "deft": deft}
 
-__all__ = ["METHODS", "ddnm", "deft", "diffpir", "dps", "paste", "pigdm", "repaint", "repaint_nfe", "repaint_schedule", "replacement",
-           "train_deft"]
+
+def defaults(fn) -> dict:
+    """The keyword defaults of a sampler's signature: its published or tuned settings."""
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+__all__ = ["METHODS", "ddnm", "defaults", "deft", "diffpir", "dps", "paste", "pigdm", "repaint", "repaint_nfe",
+           "repaint_schedule", "replacement", "train_deft"]

@@ -123,11 +123,14 @@ FMNIST32 = dict(img_resolution=32, img_channels=1, model_type="SongUNet", model_
                 encoder_type="standard", decoder_type="standard", channel_mult_noise=1, resample_filter=[1, 1])
 
 
-def main(argv=None):
+def main(argv=None, prog: str | None = None, parser_class=None):
+    """The command line (prog: the name in its usage and errors; parser_class: argparse.ArgumentParser or a
+    subclass, e.g. one with one-line errors)."""
     import argparse
 
     from ..data import fashion_mnist
-    p = argparse.ArgumentParser(description="Train the default EDM backbone on Fashion-MNIST 32×32 (resumable).")
+    p = (parser_class or argparse.ArgumentParser)(
+        prog=prog, description="Train the default EDM backbone on Fashion-MNIST 32×32 (resumable).")
     p.add_argument("--run-dir", required=True, help="folder for ema.safetensors, state.pt, log.jsonl")
     p.add_argument("--iters", type=int, default=30000)
     p.add_argument("--batch", type=int, default=64)
