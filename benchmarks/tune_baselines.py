@@ -14,6 +14,7 @@ Held out from the benchmark on both sides:
 - masks: aid.masks.masks(kind, n, 32, VALIDATION_MASK_SEED), a seed disjoint from the benchmark's
   set (10_000 + version) and from AID's/DEFT's training pools (20_000 + seed).
 Cost → num_steps by aid.speed_quality's one rule (DPS/ΠGDM pay a VJP per step). Image i uses seed i.
+`--aid PATH...` scores AID guidance modules on the same split (to choose a snapshot of a run).
 Writes OUT/tune.json and OUT/tune.md (and prints the table).
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 from aid.baselines import METHODS, defaults
 from aid.data import fashion_mnist
+from aid.deploy import load_actor, sample_aid
 from aid.edm import load
 from aid.masks import masks
 from aid.metrics import psnr
@@ -42,28 +44,36 @@ GRID = {  # method → (hyperparameter, values); the current default is always a
 }
 
 
-def hole_psnr(method: str, hp: dict, net, gt, mask, target: int) -> float:
-    """Mean hole PSNR (dB) of one method at one setting on the validation images."""
-    fn = METHODS[method]
+def hole_psnr(method: str, hp: dict, net, gt, mask, target: int, fn=None) -> float:
+    """Mean hole PSNR (dB) of one method (fn, by default METHODS[method]) at one setting on the validation images."""
+    fn = fn or METHODS[method]
     n = steps_for(method, target, {**defaults(fn), **hp})
     with torch.no_grad():
         x, _ = fn(net, mask * gt, mask, list(range(len(gt))), num_steps=n, **hp)
     return psnr(x.clamp(-1, 1), gt, region=1 - mask).mean().item()
 
 
-def tune(net, gt, methods: list[str], targets: list[int]) -> dict:
-    """{method: {hyperparameter, default, values: {value: {"mask/cost": dB, "mean": dB}}, best}}."""
+def aid_sampler(path: str, net):
+    """AID with the guidance module at path, called like a baseline (its value in the table is the path)."""
+    actor = load_actor(path, next(net.parameters()).device)
+    return lambda net, y, mask, seeds, num_steps: sample_aid(net, actor, y, mask, seeds, num_steps=num_steps)
+
+
+def tune(net, gt, methods: list[str], targets: list[int], aid_paths=()) -> dict:
+    """{method: {hyperparameter, default, values: {value: {"mask/cost": dB, "mean": dB}}, best}}; with
+    aid_paths, also "aid": one value per guidance module (to choose among a run's snapshots)."""
     val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
     out = {}
-    jobs = [(m, v) for m in methods for v in GRID[m][1]]
-    for method, value in tqdm(jobs, desc="tuning", dynamic_ncols=True):
-        name = GRID[method][0]
-        rec = out.setdefault(method, dict(hyperparameter=name, default=defaults(METHODS[method])[name], values={}))
-        scores = {f"{k}/{t}": hole_psnr(method, {name: value}, net, gt, m, t)
-                  for k, m in val_masks.items() for t in targets}
+    jobs = [(m, GRID[m][0], v, None) for m in methods for v in GRID[m][1]]
+    jobs += [("aid", "guidance", p, aid_sampler(p, net)) for p in aid_paths]
+    for method, name, value, fn in tqdm(jobs, desc="tuning", dynamic_ncols=True):
+        default = defaults(METHODS[method])[name] if fn is None else None
+        rec = out.setdefault(method, dict(hyperparameter=name, default=default, values={}))
+        hp = {name: value} if fn is None else {}
+        scores = {f"{k}/{t}": hole_psnr(method, hp, net, gt, m, t, fn) for k, m in val_masks.items() for t in targets}
         rec["values"][str(value)] = dict(scores, mean=sum(scores.values()) / len(scores))
     for rec in out.values():
-        rec["best"] = float(max(rec["values"], key=lambda v: rec["values"][v]["mean"]))
+        rec["best"] = max(rec["values"], key=lambda v: rec["values"][v]["mean"])
     return out
 
 
@@ -72,7 +82,7 @@ def markdown(res: dict, targets: list[int]) -> str:
     lines = ["| method | value | " + " | ".join(cols) + " | mean |", "|---|---:|" + "---:|" * (len(cols) + 1)]
     for method, rec in res.items():
         for v, s in rec["values"].items():
-            tag = (" (default)" if float(v) == rec["default"] else "") + (" **best**" if float(v) == rec["best"] else "")
+            tag = (" (default)" if v == str(rec["default"]) else "") + (" **best**" if v == rec["best"] else "")
             lines.append(f"| {method} | {rec['hyperparameter']} = {v}{tag} | "
                          + " | ".join(f"{s[c]:.2f}" for c in cols) + f" | {s['mean']:.2f} |")
     return "\n".join(lines)
@@ -83,14 +93,15 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--images", type=int, default=32, help="validation images (the last of the training split)")
     p.add_argument("--nfe", nargs="+", type=int, default=[9, 19], help="target costs (NFE + VJP)")
-    p.add_argument("--methods", nargs="+", default=list(GRID), choices=list(GRID))
+    p.add_argument("--methods", nargs="*", default=list(GRID), choices=list(GRID))
+    p.add_argument("--aid", nargs="+", default=[], metavar="PATH", help="also score these AID guidance modules")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
     if a.images < 2 or min(a.nfe) < 1:
         p.error("need --images >= 2 and every --nfe >= 1")
     net = load(device=torch.device(a.device))
     gt = fashion_mnist("train", 32)[0][-a.images:].to(a.device)
-    res = tune(net, gt, a.methods, a.nfe)
+    res = tune(net, gt, a.methods, a.nfe, a.aid)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "tune.json"), "w") as f:
         json.dump(dict(images=a.images, nfe=a.nfe, mask_seed=VALIDATION_MASK_SEED, results=res), f, indent=1)
