@@ -2,11 +2,21 @@
 and constructor arguments as JSON, written atomically (a kill never leaves half a file)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
 import torch
 from safetensors.torch import load_file, safe_open, save_file
+
+
+def sha256_of(path: str) -> str:
+    """The file's SHA-256 (hex): names a checkpoint in a run's or a benchmark's recorded setup."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write(path: str, write) -> None:

@@ -7,7 +7,6 @@ loads with strict=True. Features are the 2048-d output of the final average pool
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Mapping
@@ -15,6 +14,8 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .checkpoint import sha256_of
 
 ENV_VAR = "AID_INCEPTION_WEIGHTS"
 OFFICIAL_SHA256_PREFIX = "6726825d"  # torch hub names files <name>-<first hex digits of their sha256>
@@ -238,14 +239,6 @@ def load_fid_inception(path: str | None = None) -> FIDInceptionV3:
         warnings.warn(f"{path!r} is not pt_inception-2015-12-05-{OFFICIAL_SHA256_PREFIX}.pth (sha256 differs): "
                       "its FID/KID cannot be compared with published numbers", stacklevel=2)
     return net
-
-
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @torch.no_grad()

@@ -52,12 +52,11 @@ import aid
 import aid_ext
 from aid.baselines import METHODS, defaults, repaint_nfe
 from aid.baselines.deft import HOW_TO_TRAIN
-from aid.checkpoint import atomic_write
+from aid.checkpoint import atomic_write, sha256_of
 from aid.data import fashion_mnist
 from aid.deploy import DEFAULT_GUIDANCE
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.edm.sampler import device_of
-from aid.fid_inception import sha256_of
 from aid.inpaint import load_sampler
 from aid.masks import KINDS, TEST_SET_VERSION, benchmark_masks
 from aid.metrics import fmnist_distances, hole_mse, psnr, ssim

@@ -37,9 +37,8 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 
 from .actor_critic import ACConfig, AIDTrainer
-from .checkpoint import atomic_write, read_metadata, save_module
+from .checkpoint import atomic_write, read_metadata, save_module, sha256_of
 from .edm.sampler import device_of
-from .fid_inception import sha256_of
 from .guidance import Critic, GuidanceModule, n_params
 from .masks import KINDS, mask_pool
 
