@@ -3,13 +3,13 @@ linear-Gaussian oracle: exact resume, refusal of a changed setup, randomized K, 
 against 1 process, the CLI on (fake) Fashion-MNIST, and the sampler's contract."""
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.multiprocessing.spawn import ProcessExitedException
 
 import aid.actor_critic
 from aid.actor_critic import ACConfig
@@ -133,22 +133,31 @@ DDP_RUN = dict(cfg=ACConfig(lr_actor=1e-2, lr_critic=1e-2, critic_warmup=0), mas
                batch=4, iters=3, num_steps_choices=[2, 3], log_every=1, **SMALL)
 
 
-def _ddp_worker(rank: int, world: int, port: int, run_dir: str):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _ddp_worker(rank: int, world: int, store: str, run_dir: str):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # a file rendezvous: no port to race for, and no TCP store thread to outlive the group
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         aid.actor_critic.torch = _NoiseByGlobalRow(rank, world)
         actor = train_aid(*_problem(), run_dir, **DDP_RUN)
         torch.save(actor.state_dict(), os.path.join(run_dir, f"actor_rank{rank}.pt"))  # the test's own file
+        dist.barrier()  # tear down together: a rank whose gloo peer hangs up first can abort (seen once in CI)
     finally:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _spawn_two_ranks(tmp_path):
+    """Run _ddp_worker on 2 ranks; returns its run folder. On this 2-core CPU under load, gloo sometimes
+    aborts a rank at start-up (std::terminate, "terminate called without an active exception"; about 1 run
+    in 15 with both cores busy, never seen idle): such a crash, and only such, is retried in a fresh folder."""
+    for attempt in range(3):
+        run_dir = tmp_path / f"two{attempt}"
+        try:
+            mp.spawn(_ddp_worker, args=(2, str(tmp_path / f"store{attempt}"), str(run_dir)), nprocs=2, join=True)
+            return run_dir
+        except ProcessExitedException as e:
+            if e.signal_name != "SIGABRT" or attempt == 2:
+                raise
 
 
 def test_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_path, monkeypatch):
@@ -156,8 +165,7 @@ def test_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_path, mon
     masks and K; the rollout noise made a function of the global row, see _NoiseByGlobalRow). With
     the gradients averaged once per optimizer step, the weights and Adam's first moments (which
     would show a gradient scaled by the world size) match the 1-process run's, and both ranks agree."""
-    two, one = tmp_path / "two", tmp_path / "one"
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(two)), nprocs=2, join=True)
+    two, one = _spawn_two_ranks(tmp_path), tmp_path / "one"
     monkeypatch.setattr(aid.actor_critic, "torch", _NoiseByGlobalRow(0, 1))
     train_aid(*_problem(), str(one), **DDP_RUN)
     s2, s1 = _state(two)["trainer"], _state(one)["trainer"]

@@ -341,6 +341,7 @@ def main(argv=None):
         print(f"guidance module: {n_params(actor):,} parameters ({n_params(actor) / n_params(backbone):.2%} of the "
               f"backbone), {os.path.join(a.run_dir, 'actor.safetensors')}")
     if dist.is_initialized():
+        dist.barrier()  # every rank done before any tears down (gloo can abort a rank whose peer left first)
         dist.destroy_process_group()
 
 
