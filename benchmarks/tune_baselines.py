@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 
 from aid.baselines import METHODS, defaults
 from aid.data import fashion_mnist
-from aid.deploy import load_actor, sample_aid
 from aid.edm import load
+from aid.inpaint import load_sampler
 from aid.masks import masks
 from aid.metrics import psnr
 from aid.speed_quality import steps_for
@@ -53,19 +53,13 @@ def hole_psnr(method: str, hp: dict, net, gt, mask, target: int, fn=None) -> flo
     return psnr(x.clamp(-1, 1), gt, region=1 - mask).mean().item()
 
 
-def aid_sampler(path: str, net):
-    """AID with the guidance module at path, called like a baseline (its value in the table is the path)."""
-    actor = load_actor(path, next(net.parameters()).device)
-    return lambda net, y, mask, seeds, num_steps: sample_aid(net, actor, y, mask, seeds, num_steps=num_steps)
-
-
 def tune(net, gt, methods: list[str], targets: list[int], aid_paths=()) -> dict:
     """{method: {hyperparameter, default, values: {value: {"mask/cost": dB, "mean": dB}}, best}}; with
     aid_paths, also "aid": one value per guidance module (to choose among a run's snapshots)."""
     val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
     out = {}
     jobs = [(m, GRID[m][0], v, None) for m in methods for v in GRID[m][1]]
-    jobs += [("aid", "guidance", p, aid_sampler(p, net)) for p in aid_paths]
+    jobs += [("aid", "guidance", p, load_sampler("aid", net, p)) for p in aid_paths]  # value: the path
     for method, name, value, fn in tqdm(jobs, desc="tuning", dynamic_ncols=True):
         default = defaults(METHODS[method])[name] if fn is None else None
         rec = out.setdefault(method, dict(hyperparameter=name, default=default, values={}))
