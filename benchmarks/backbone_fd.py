@@ -3,6 +3,8 @@ against the 10,000 test images, and a grid of the first 64 samples (the bundled 
 
     python benchmarks/backbone_fd.py [--backbone PATH] [--num 10000] [--steps 18] --out runs/backbone_fd
 
+Rerunning the same command after a kill resumes: every finished batch is kept under --out.
+
 Samples come from seeds 0..N−1 with EDM's deterministic Heun sampler (NFE = 2·steps − 1).
 FD_fmnist is the Fréchet distance in the bundled Fashion-MNIST classifier's feature space; it
 is not FID and cannot be compared with published FIDs. As a scale, the same script reports the
@@ -19,16 +21,27 @@ import time
 import torch
 from tqdm.auto import tqdm
 
+from aid.checkpoint import sha256_of
 from aid.data import fashion_mnist
 from aid.edm import DEFAULT_BACKBONE, load, sample
 from aid.images import save_grid
 from aid.metrics import fmnist_distances
 
 
-def draw(net, num: int, steps: int, batch: int) -> torch.Tensor:
+def draw(net, num: int, steps: int, batch: int, cache: str) -> torch.Tensor:
+    """Samples for seeds 0..num−1, each batch kept in `cache` so that a killed run resumes where it stopped."""
+    os.makedirs(cache, exist_ok=True)
     out = []
     for start in tqdm(range(0, num, batch), desc=f"sampling {num} images, {steps} Heun steps"):
-        out.append(sample(net, range(start, min(start + batch, num)), num_steps=steps, solver="heun"))
+        seeds = range(start, min(start + batch, num))
+        path = os.path.join(cache, f"heun{steps}_seeds{seeds.start}-{seeds.stop - 1}.pt")
+        if os.path.exists(path):
+            out.append(torch.load(path))
+            continue
+        x = sample(net, seeds, num_steps=steps, solver="heun")
+        torch.save(x, path + ".tmp")
+        os.replace(path + ".tmp", path)
+        out.append(x)
     return torch.cat(out).clamp(-1, 1)
 
 
@@ -45,14 +58,17 @@ def main(argv=None):
     os.makedirs(a.out, exist_ok=True)
     net = load(a.backbone)
     t = time.time()
-    x = draw(net, a.num, a.steps, a.batch)
+    # the cache is per backbone file: samples of another backbone must never be reused
+    cache = os.path.join(a.out, "samples_" + sha256_of(a.backbone)[:12])
+    resumed = len(os.listdir(cache)) if os.path.isdir(cache) else 0  # their sampling time is not in sampling_seconds
+    x = draw(net, a.num, a.steps, a.batch, cache)
     seconds = time.time() - t
     save_grid(x[:64], os.path.join(a.out, "samples.png"), nrow=8, scale=3)
     test, _ = fashion_mnist("test", 32)
     train, _ = fashion_mnist("train", 32)
     half = min(a.num, 30000)
     result = {"backbone": os.path.abspath(a.backbone), "num": a.num, "steps": a.steps, "nfe": 2 * a.steps - 1,
-              "sampling_seconds": round(seconds, 1), "threads": torch.get_num_threads(),
+              "sampling_seconds": round(seconds, 1), "batches_resumed_from_cache": resumed, "threads": torch.get_num_threads(),
               "samples_vs_test": fmnist_distances(x, test),
               "train_half_vs_half": fmnist_distances(train[:half], train[half:2 * half])}
     with open(os.path.join(a.out, "result.json"), "w") as f:
