@@ -33,7 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--res", type=int, default=4, help="images are 1×res×res (d = res²)")
     p.add_argument("--alpha", type=float, default=1.0, help="field oracle: spectral decay α")
     p.add_argument("--mask", default="center_box", help="field oracle: an aid.masks kind (mask seed 0)")
-    p.add_argument("--steps", type=int, default=5, help="K, Euler steps per rollout")
+    p.add_argument("--steps", type=int, default=5, help="K, steps per rollout")
+    p.add_argument("--solver", default="euler", choices=["euler", "heun"], help="rollout solver (J* is for it too)")
+    p.add_argument("--no-denoised", action="store_true", help="the actor does not see the backbone's D(x; σ)")
     p.add_argument("--iters", type=int, default=2000)
     p.add_argument("--every", type=int, default=250)
     p.add_argument("--batch", type=int, default=64)
@@ -77,17 +79,18 @@ def problem(a):
 def run(a) -> dict:
     """Train once; returns J(0), J*, and the gap at every --every iterations (with time and memory)."""
     net, draw, mask1 = problem(a)
-    cfg = ACConfig(beta=a.beta, lam=a.lam, num_steps=a.steps, lr_actor=a.lr_actor, lr_critic=a.lr_critic,
+    cfg = ACConfig(beta=a.beta, lam=a.lam, num_steps=a.steps, solver=a.solver, lr_actor=a.lr_actor, lr_critic=a.lr_critic,
                    critic_warmup=a.warmup, delta_norm=a.delta_norm, actor_update=a.actor_update,
                    critic_trace=a.critic_trace,
                    lr_decay_iters=a.iters if a.lr_decay else 0)
     torch.manual_seed(a.seed)
-    actor = GuidanceModule(1, width=a.width, depth=a.depth, levels=a.levels, emb=16, output_scaling=a.output_scaling)
+    actor = GuidanceModule(1, width=a.width, depth=a.depth, levels=a.levels, emb=16, output_scaling=a.output_scaling,
+                           use_denoised=not a.no_denoised)
     trainer = AIDTrainer(net, actor, Critic(1, width=a.width, emb=16, head=a.critic_head, sees_x0=a.critic_x0,
                                                   levels=a.critic_levels), cfg)
     x_eval = draw(a.eval_batch, torch.Generator().manual_seed(10_000 + a.seed))
     m_eval, m_train = (mask1.expand(n, 1, a.res, a.res) for n in (a.eval_batch, a.batch))
-    J_star = LQOptimum(net, trainer.sigmas.double(), mask1, beta=a.beta).optimal_cost(x_eval)
+    J_star = LQOptimum(net, trainer.sigmas.double(), mask1, beta=a.beta, solver=a.solver).optimal_cost(x_eval)
     J = lambda: trainer.evaluate(x_eval, m_eval, torch.Generator().manual_seed(7))  # noqa: E731
     J0 = J()
     say = (lambda *_, **__: None) if a.quiet else print

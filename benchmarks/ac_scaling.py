@@ -23,6 +23,7 @@ import ac_oracle  # noqa: E402
 BASE = ["--oracle", "field", "--steps", "5", "--every", "250", "--warmup", "100", "--lr-actor", "1e-3",
         "--lr-critic", "3e-3", "--quiet"]
 LOOKAHEAD = ["--actor-update", "lookahead", "--critic-head", "pixel_sum", "--critic-x0"]
+MC = LOOKAHEAD + ["--critic-trace", "1"]  # = the package's ACConfig defaults
 SETTINGS = {
     "paper": [],
     "paper+delta_norm": ["--delta-norm"],
@@ -37,7 +38,16 @@ SETTINGS = {
     "paper+unet": ["--levels", "2"],
     "lookahead+unet2": LOOKAHEAD + ["--levels", "2", "--critic-levels", "2"],
     "lookahead+trace0.5": LOOKAHEAD + ["--critic-trace", "0.5"],
-    "lookahead+mc": LOOKAHEAD + ["--critic-trace", "1"],
+    "lookahead+mc": MC,
+    # the ablations, each one lever away from the package's defaults (lookahead+mc)
+    "lookahead+mc-denoised": MC + ["--no-denoised"],
+    "lookahead+mc-warmup": MC + ["--warmup", "0"],
+    "lookahead+mc+delta_norm": MC + ["--delta-norm"],
+    "lookahead+mc+heun": MC + ["--solver", "heun"],
+    "lookahead+mc+lam0.01": MC + ["--lam", "0.01"],
+    "lookahead+mc+lam1": MC + ["--lam", "1"],
+    "lookahead+mc+beta0.5": MC + ["--beta", "0.5"],
+    "lookahead+mc+beta2": MC + ["--beta", "2"],
 }
 
 

@@ -1,9 +1,11 @@
 """The oracle's optimal guided cost J* (Riccati) against direct minimization, and the optimal
 field against the rollout it produces."""
+import pytest
 import torch
 
 import aid_ext
 from aid.edm import edm_sigmas
+from aid.edm.sampler import guided_step
 from aid.masks import make_mask
 from aid.oracle import FieldDenoiser, GaussianDenoiser, LQOptimum, random_covariance
 
@@ -70,13 +72,15 @@ def test_expected_optimal_cost_matches_monte_carlo_of_the_optimal_field():
     assert abs(mc - lq.optimal_cost(x0)) < 0.02 * lq.optimal_cost(x0)
 
 
-def test_field_oracle_optimum_matches_monte_carlo_through_the_fft_denoiser():
+@pytest.mark.parametrize("solver", ["euler", "heun"])
+def test_field_oracle_optimum_matches_monte_carlo_through_the_fft_denoiser(solver):
     """J* from the dense Riccati recursion equals the cost of rolling u* out through the FFT denoiser (so the
-    two forms of the image-shaped oracle agree), for a LaMa free-form mask; and J* < J(0)."""
+    two forms of the image-shaped oracle agree), for a LaMa free-form mask, with the rollouts' solver as in
+    training (Heun: unguided predictor, Euler last step); and J* < J(0)."""
     net = FieldDenoiser(8, alpha=1.0)
     mask = torch.from_numpy(make_mask("lama_medium", 8, 0))[None]
     sigmas = edm_sigmas(5, dtype=torch.float64)
-    lq = LQOptimum(net, sigmas, mask)
+    lq = LQOptimum(net, sigmas, mask, solver=solver)
     g = torch.Generator().manual_seed(4)
     B = 8000
     x0 = net.draw(B, g).double()
@@ -88,7 +92,7 @@ def test_field_oracle_optimum_matches_monte_carlo_through_the_fft_denoiser():
             s, sn = sigmas[k].expand(B), sigmas[k + 1].expand(B)
             u = field(k, x, x0)
             run += 0.5 * u.flatten(1).square().sum(1) * (sigmas[k] - sigmas[k + 1])
-            x, _ = aid_ext.edm_euler_step(x, net(x, s), s, sn, u=u)
+            x = guided_step(net, x, net(x, s), s, sn, u=u, heun=solver == "heun" and k < 4)
         costs[name] = (run + (x - x0).flatten(1).square().sum(1)).mean().item()
     J_star = lq.optimal_cost(x0)
     assert abs(costs["optimal"] - J_star) < 0.02 * J_star

@@ -63,15 +63,17 @@ def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class LQOptimum:
     """The optimal guided cost J* = min_u J(u) of AID's control problem (AID-METHOD.md §3) on the
-    oracle, for Euler rollouts on a σ grid and one mask, by a backward Riccati recursion.
+    oracle, for Euler or Heun rollouts on a σ grid and one mask, by a backward Riccati recursion.
 
     With e = X − μ the guided Euler step is linear: e' = A_k e + Δr_k u, A_k = I − (Δr_k/σ_k)(I − P_k),
-    P_k = Σ(Σ + σ_k²I)⁻¹. The controller sees y, not x0, and X_K is independent of x0 given y, so
+    P_k = Σ(Σ + σ_k²I)⁻¹ (Heun: A_k averages that slope with the one at the unguided predictor). The controller sees y, not x0, and X_K is independent of x0 given y, so
     E[Ψ | y] = (X_K − x̄)ᵀW(X_K − x̄) + tr(W·Cov(x0 | y)), x̄ = E[x0 | y]: a deterministic LQ tracking
     problem. V_k(e) = eᵀS_k e − 2s_kᵀe + c_k, and u*_k = −(β/2·I + Δr_k S_{k+1})⁻¹(S_{k+1}A_k e − s_{k+1})."""
 
     def __init__(self, net: GaussianDenoiser, sigmas: torch.Tensor, mask: torch.Tensor, beta: float = 1.0,
-                 w_hole: float = 1.0):
+                 w_hole: float = 1.0, solver: str = "euler"):
+        if solver not in ("euler", "heun"):
+            raise ValueError(f"LQOptimum: solver must be 'euler' or 'heun', got {solver!r}")
         d = net.mu.numel()
         eye = torch.eye(d, dtype=torch.float64)
         self.net, self.beta, self.sigmas = net, beta, sigmas.double()
@@ -79,10 +81,14 @@ class LQOptimum:
         self.W = torch.diag(known + w_hole * (1 - known))
         self.known = known.bool()
         self.A, self.gain_inv = [], []
+        # the slope (x − D(x; σ))/σ is (I − P)e/σ in e = x − μ; the control enters every step as + Δr·u
+        slope = lambda s: (eye - net.cov @ torch.linalg.inv(net.cov + s**2 * eye)) / s  # noqa: E731
         for k in range(len(self.sigmas) - 1):
-            s, dr = self.sigmas[k], self.sigmas[k] - self.sigmas[k + 1]
-            P = net.cov @ torch.linalg.inv(net.cov + s**2 * eye)
-            self.A.append(eye - dr / s * (eye - P))
+            s, sn = self.sigmas[k], self.sigmas[k + 1]
+            A = eye - (s - sn) * slope(s)
+            if solver == "heun" and sn > 0:  # EDM's Heun, its predictor unguided (aid.edm.sampler.guided_step)
+                A = eye - (s - sn) / 2 * (slope(s) + slope(sn) @ A)
+            self.A.append(A)
         S = self.W
         self.S = [S]
         for k in reversed(range(len(self.A))):

@@ -15,7 +15,10 @@ import aid_ext
 from .common import start
 
 
-def _guided(net, y, mask, seeds, num_steps, scale: float, direction):
+def gradient_guided(net, y, mask, seeds, num_steps, scale: float, direction):
+    """The DDIM(η = 0) step plus scale·∇ₓ direction(D(x), run) at every step (1 NFE + 1 VJP per step),
+    then paste. direction(D, run) returns a scalar; run holds y and mask. DPS, ΠGDM and their latent
+    versions (aid.edm2.latent) differ only in direction and scale."""
     run, x = start(net, y, mask, seeds, num_steps)
     zero = torch.zeros(run.B, device=x.device)
     for i in range(num_steps):
@@ -32,10 +35,10 @@ def _guided(net, y, mask, seeds, num_steps, scale: float, direction):
 def dps(net, y, mask, seeds, num_steps=100, zeta=30.0):
     """Gradient of ‖m⊙(y − D)‖₂ per image (summed over the batch: images do not interact)."""
     residual_norm = lambda D, run: (run.mask * (run.y - D)).flatten(1).norm(dim=1).sum()  # noqa: E731
-    return _guided(net, y, mask, seeds, num_steps, -zeta, residual_norm)
+    return gradient_guided(net, y, mask, seeds, num_steps, -zeta, residual_norm)
 
 
 def pigdm(net, y, mask, seeds, num_steps=100, weight=4.0):
     """VJP of the residual through D: ∇ₓ⟨stopgrad(m⊙(y − D)), D⟩ = J_Dᵀ m⊙(y − D)."""
     inner = lambda D, run: (run.mask * (run.y - D)).detach().mul(D).sum()  # noqa: E731
-    return _guided(net, y, mask, seeds, num_steps, weight, inner)
+    return gradient_guided(net, y, mask, seeds, num_steps, weight, inner)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 import aid_ext
 
 from ..baselines import METHODS
-from ..baselines.guided import _guided
+from ..baselines.guided import gradient_guided
 from ..deploy import sample_aid
 from ..metrics import psnr, ssim
 
@@ -100,7 +100,7 @@ def latent_dps(backbone, codec, images, mask, seeds, num_steps: int = 100, zeta:
     y_lat, m_lat = encode_known(codec, images, mask, encoding)
     residual = lambda D, run: (mask * (images - codec.decode(D))).flatten(1).norm(dim=1).sum()  # noqa: E731
     with torch.no_grad():
-        z, report = _guided(backbone, y_lat, m_lat, seeds, num_steps, -zeta, residual)
+        z, report = gradient_guided(backbone, y_lat, m_lat, seeds, num_steps, -zeta, residual)
     x, report = _decode_and_paste(codec, z, images, mask, report, t0)
     return x, {**report, "vae_decodes": report["vae_decodes"] + num_steps * images.shape[0]}
 
