@@ -15,9 +15,7 @@ An Euler step with D_c is the fused guided step with u = −h_φ; Heun uses D_c 
 """
 from __future__ import annotations
 
-import json
 import os
-import time
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +27,7 @@ from ..checkpoint import atomic_write, load_module, save_module
 from ..edm.sampler import device_of, guided_step
 from ..guidance import FiLMUNet, NoiseEmbedding, n_params
 from ..masks import KINDS, mask_pool
+from ..training import run_iterations
 from .common import start
 
 KIND = "DEFTHTransform"
@@ -162,48 +161,33 @@ def train_deft(backbone, data: torch.Tensor, run_dir: str, *, mask_kinds, iters:
         opt.load_state_dict(s["opt"])
         gen.set_state(s["gen"])
         it, seconds = s["iter"], s["seconds"]
-    t_start, t_last = time.time(), time.time()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm  # optional dependency, only for the progress bar
-        bar = tqdm(total=iters, initial=it, desc="DEFT h-transform training", dynamic_ncols=True)
 
-    def snapshot():
-        extra = {"iter": it, "images": it * batch, "seconds": round(seconds + time.time() - t_start, 1),
+    def step(done: int) -> torch.Tensor:
+        x0 = data[torch.randint(len(data), (batch,), generator=gen)].to(device)
+        m = pool[torch.randint(len(pool), (batch,), generator=gen)].to(device)
+        for group in opt.param_groups:
+            group["lr"] = lr * (1 - done / iters) if anneal else lr
+        loss = deft_loss(backbone, h, x0, m, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            beta = ema if done + 1 > ema_start else 0.0
+            for p_ema, p in zip(ema_h.parameters(), h.parameters()):
+                p_ema.lerp_(p, 1 - beta)
+        return loss.detach()
+
+    def snapshot(done: int, seconds: float) -> None:
+        extra = {"iter": done, "images": done * batch, "seconds": seconds,
                  "mask_kinds": setup["mask_kinds"], "backbone_params": n_params(backbone)}
         save_module(ema_h, os.path.join(run_dir, "h.safetensors"), KIND, ema_h.config, extra)
         state = {"h": h.state_dict(), "ema": ema_h.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                 "iter": it, "seconds": extra["seconds"], "setup": setup}
+                 "iter": done, "seconds": seconds, "setup": setup}
         atomic_write(state_path, lambda tmp: torch.save(state, tmp))
 
-    with open(os.path.join(run_dir, "log.jsonl"), "a") as log:
-        while it < iters and (max_seconds is None or time.time() - t_start < max_seconds):
-            x0 = data[torch.randint(len(data), (batch,), generator=gen)].to(device)
-            m = pool[torch.randint(len(pool), (batch,), generator=gen)].to(device)
-            for group in opt.param_groups:
-                group["lr"] = lr * (1 - it / iters) if anneal else lr
-            loss = deft_loss(backbone, h, x0, m, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            it += 1
-            with torch.no_grad():
-                beta = ema if it > ema_start else 0.0
-                for p_ema, p in zip(ema_h.parameters(), h.parameters()):
-                    p_ema.lerp_(p, 1 - beta)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            if it % log_every == 0 or it == iters:
-                log.write(json.dumps({"iter": it, "loss": round(loss.item(), 5),
-                                      "seconds": round(seconds + time.time() - t_start, 1)}) + "\n")
-                log.flush()
-            if it % snapshot_every == 0 or time.time() - t_last > 600:
-                snapshot()
-                t_last = time.time()
-    snapshot()
-    if bar is not None:
-        bar.close()
+    run_iterations(step, snapshot, it=it, iters=iters, seconds=seconds, log_path=os.path.join(run_dir, "log.jsonl"),
+                   desc="DEFT h-transform training", progress=progress, max_seconds=max_seconds,
+                   snapshot_every=snapshot_every, log_every=log_every)
     return ema_h
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import torch
 
 from safetensors.torch import load_file
 
 from ..checkpoint import atomic_write, read_metadata, save_module
+from ..training import run_iterations
 from .networks import EDMPrecond
 
 
@@ -74,44 +74,27 @@ def train(data: torch.Tensor, run_dir: str, net_kwargs: dict, *, batch=64, lr=1e
     elif init_from is not None:
         it, seconds = warm_start(net, ema, init_from)
         gen.manual_seed(seed + it)  # not the minibatch sequence the first run already drew
-    t_start, t_last = time.time(), time.time()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=iters, initial=it, desc="EDM training", dynamic_ncols=True)
 
-    def snapshot():
-        extra = {"iter": it, "images": it * batch, "seconds": round(seconds + time.time() - t_start, 1)}
+    def step(done: int) -> torch.Tensor:
+        loss = edm_loss(net, data[torch.randint(len(data), (batch,), generator=gen)], gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            beta = ema_beta(batch, (done + 1) * batch, ema_halflife_img)
+            for p_ema, p in zip(ema.parameters(), net.parameters()):
+                p_ema.lerp_(p, 1 - beta)
+        return loss.detach()
+
+    def snapshot(done: int, seconds: float) -> None:
+        extra = {"iter": done, "images": done * batch, "seconds": seconds}
         save_module(ema, os.path.join(run_dir, "ema.safetensors"), "EDMPrecond", ema.init_kwargs, extra)
         state = {"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                 "iter": it, "seconds": extra["seconds"]}
+                 "iter": done, "seconds": seconds}
         atomic_write(state_path, lambda tmp: torch.save(state, tmp))
 
-    with open(os.path.join(run_dir, "log.jsonl"), "a") as log:
-        while it < iters and (max_seconds is None or time.time() - t_start < max_seconds):
-            idx = torch.randint(len(data), (batch,), generator=gen)
-            loss = edm_loss(net, data[idx], gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            it += 1
-            with torch.no_grad():
-                beta = ema_beta(batch, it * batch, ema_halflife_img)
-                for p_ema, p in zip(ema.parameters(), net.parameters()):
-                    p_ema.lerp_(p, 1 - beta)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            if it % 50 == 0:
-                log.write(json.dumps({"iter": it, "loss": round(loss.item(), 5),
-                                      "seconds": round(seconds + time.time() - t_start, 1)}) + "\n")
-                log.flush()
-            if it % snapshot_every == 0 or time.time() - t_last > 600:
-                snapshot()
-                t_last = time.time()
-    snapshot()
-    if bar is not None:
-        bar.close()
+    run_iterations(step, snapshot, it=it, iters=iters, seconds=seconds, log_path=os.path.join(run_dir, "log.jsonl"),
+                   desc="EDM training", progress=progress, max_seconds=max_seconds, snapshot_every=snapshot_every)
     return ema
 
 
