@@ -48,6 +48,10 @@ SETTINGS = {
     "lookahead+mc+lam1": MC + ["--lam", "1"],
     "lookahead+mc+beta0.5": MC + ["--beta", "0.5"],
     "lookahead+mc+beta2": MC + ["--beta", "2"],
+    # the actor's receptive field: conv_in, `depth` FiLM blocks and conv_out are 3×3 convs, radius depth + 2
+    "lookahead+mc+depth4": MC + ["--depth", "4"],
+    "lookahead+mc+depth4+lr3e-4": MC + ["--depth", "4", "--lr-actor", "3e-4"],
+    "lookahead+mc+depth7": MC + ["--depth", "7"],
 }
 
 
