@@ -22,6 +22,7 @@ import time
 import torch
 
 from aid.actor_critic import ACConfig, AIDTrainer
+from aid.edm import edm_sigmas
 from aid.guidance import Critic, GuidanceModule
 from aid.masks import make_mask
 from aid.oracle import FieldDenoiser, GaussianDenoiser, LQOptimum, random_covariance
@@ -36,6 +37,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=5, help="K, steps per rollout")
     p.add_argument("--solver", default="euler", choices=["euler", "heun"], help="rollout solver (J* is for it too)")
     p.add_argument("--no-denoised", action="store_true", help="the actor does not see the backbone's D(x; σ)")
+    p.add_argument("--critic-updates", type=int, default=1, help="critic steps per rollout batch")
+    p.add_argument("--exact-critic", action="store_true", help="diagnostic: the critic is the exact optimal value")
     p.add_argument("--iters", type=int, default=2000)
     p.add_argument("--every", type=int, default=250)
     p.add_argument("--batch", type=int, default=64)
@@ -76,21 +79,41 @@ def problem(a):
     return net, lambda n, g: (torch.randn(n, d, generator=g) @ chol.T).reshape(n, *shape), mask
 
 
+class ExactCritic(torch.nn.Module):
+    """A diagnostic critic: the optimal value V_k(e) = eᵀS_k e − 2s_k(y)ᵀe of the Riccati recursion (up to a
+    per-image constant, which no actor gradient sees), plus one learned offset so that the critic's own update
+    has something to move. With it, the actor's learning is separated from the critic's."""
+
+    def __init__(self, lq: LQOptimum):
+        super().__init__()
+        self.lq, self.offset = lq, torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, sigma, y, mask, x0=None):
+        k = (self.lq.sigmas.float()[None] - sigma[:, None]).abs().argmin(1)  # each row's grid index
+        e = x.double().flatten(1) - self.lq.net.mu
+        s = self.lq._linear_terms(self.lq.posterior_mean(y) - self.lq.net.mu)
+        v = sum((k == j).double() * (((e @ self.lq.S[j]) * e).sum(1) - 2 * (s[j] * e).sum(1)) for j in k.unique())
+        return v.float() + self.offset
+
+
 def run(a) -> dict:
     """Train once; returns J(0), J*, and the gap at every --every iterations (with time and memory)."""
     net, draw, mask1 = problem(a)
     cfg = ACConfig(beta=a.beta, lam=a.lam, num_steps=a.steps, solver=a.solver, lr_actor=a.lr_actor, lr_critic=a.lr_critic,
                    critic_warmup=a.warmup, delta_norm=a.delta_norm, actor_update=a.actor_update,
-                   critic_trace=a.critic_trace,
+                   critic_trace=a.critic_trace, critic_updates=a.critic_updates,
                    lr_decay_iters=a.iters if a.lr_decay else 0)
     torch.manual_seed(a.seed)
     actor = GuidanceModule(1, width=a.width, depth=a.depth, levels=a.levels, emb=16, output_scaling=a.output_scaling,
                            use_denoised=not a.no_denoised)
-    trainer = AIDTrainer(net, actor, Critic(1, width=a.width, emb=16, head=a.critic_head, sees_x0=a.critic_x0,
-                                                  levels=a.critic_levels), cfg)
+    sigmas = edm_sigmas(a.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, dtype=torch.float64)
+    lq = LQOptimum(net, sigmas, mask1, beta=a.beta, solver=a.solver)
+    critic = ExactCritic(lq) if a.exact_critic else Critic(1, width=a.width, emb=16, head=a.critic_head,
+                                                            sees_x0=a.critic_x0, levels=a.critic_levels)
+    trainer = AIDTrainer(net, actor, critic, cfg)
     x_eval = draw(a.eval_batch, torch.Generator().manual_seed(10_000 + a.seed))
     m_eval, m_train = (mask1.expand(n, 1, a.res, a.res) for n in (a.eval_batch, a.batch))
-    J_star = LQOptimum(net, trainer.sigmas.double(), mask1, beta=a.beta, solver=a.solver).optimal_cost(x_eval)
+    J_star = lq.optimal_cost(x_eval)
     J = lambda: trainer.evaluate(x_eval, m_eval, torch.Generator().manual_seed(7))  # noqa: E731
     J0 = J()
     say = (lambda *_, **__: None) if a.quiet else print

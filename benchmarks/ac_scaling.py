@@ -52,6 +52,8 @@ SETTINGS = {
     "lookahead+mc+depth4": MC + ["--depth", "4"],
     "lookahead+mc+depth4+lr3e-4": MC + ["--depth", "4", "--lr-actor", "3e-4"],
     "lookahead+mc+depth7": MC + ["--depth", "7"],
+    "lookahead+mc+critic4": MC + ["--critic-updates", "4"],
+    "lookahead+mc+lam1+critic4": MC + ["--lam", "1", "--critic-updates", "4"],
 }
 
 

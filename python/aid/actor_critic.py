@@ -42,6 +42,7 @@ class ACConfig:
     delta_norm: bool = False      # divide δ_k by its standard deviation over the batch, per step k
     critic_trace: float = 1.0     # ℓ of the critic's λ-return target: 0 = TD(0) (the spec), 1 = Monte Carlo
                                   # (the default: best measured on the field oracle, benchmarks/RESULTS.md)
+    critic_updates: int = 1       # critic steps per rollout batch (the backbone's rollout is the costly part)
     actor_update: str = "lookahead"  # or "likelihood_ratio", the paper's score-function step (module doc;
                                      # it diverged on the field oracle at d = 256, benchmarks/RESULTS.md)
     sigma_min: float = 0.002
@@ -180,6 +181,23 @@ class AIDTrainer:
             out.insert(0, G)
         return torch.stack(out)
 
+    def critic_step(self, X, x0, mask, x_final, running, y=None):
+        """One Adam step of the critic on a rollout; returns the TD residuals δ [K, B] (before the step)
+        and the critic's loss."""
+        cfg = self.cfg
+        v = self.values(X, x0, mask, x_final, y)
+        delta = (v[1:] - v[:-1] + running).detach()  # [K, B]
+        critic_delta = delta  # TD(0); with a trace, the λ-return's error
+        if cfg.critic_trace > 0:
+            critic_delta = (self.lambda_returns(v.detach(), running) - v[:-1]).detach()
+        if cfg.delta_norm:
+            delta, critic_delta = (t / (t.std(dim=1, keepdim=True) + 1e-8) for t in (delta, critic_delta))
+        critic_loss = -(v[:-1] * critic_delta).sum(0).mean()
+        self.opt_critic.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.opt_critic.step()
+        return delta, critic_loss
+
     def set_learning_rates(self):
         """Cosine decay from the configured rates to 0 over cfg.lr_decay_iters (a function of the
         iteration count alone, so resuming needs no scheduler state)."""
@@ -196,18 +214,9 @@ class AIDTrainer:
         cfg = self.cfg
         self.set_learning_rates()
         X, Ds, As, x_final = rollout(self.backbone, self.actor, x0, mask, self.sigmas, cfg, generator, y=y)
-        v = self.values(X, x0, mask, x_final, y)
         running = control_cost(As, self.sigmas, cfg.beta)
-        delta = (v[1:] - v[:-1] + running).detach()  # [K, B]
-        critic_delta = delta  # TD(0); with a trace, the λ-return's error
-        if cfg.critic_trace > 0:
-            critic_delta = (self.lambda_returns(v.detach(), running) - v[:-1]).detach()
-        if cfg.delta_norm:
-            delta, critic_delta = (t / (t.std(dim=1, keepdim=True) + 1e-8) for t in (delta, critic_delta))
-        critic_loss = -(v[:-1] * critic_delta).sum(0).mean()
-        self.opt_critic.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.opt_critic.step()
+        for _ in range(cfg.critic_updates):
+            delta, critic_loss = self.critic_step(X, x0, mask, x_final, running, y)
         actor_loss = torch.zeros(())
         if self.iteration >= cfg.critic_warmup:
             actor_loss = self.actor_step(delta, X, Ds, As, x_final, x0, mask, y)
