@@ -96,6 +96,16 @@ def test_max_seconds_stops_with_a_snapshot_and_the_run_goes_on(tmp_path):
     assert _state(tmp_path)["iter"] == 2 and len(open(tmp_path / "log.jsonl").readlines()) == 1
 
 
+def test_keep_snapshots_keeps_each_snapshots_actor(tmp_path):
+    net, data = _problem()
+    train_aid(net, data, str(tmp_path), cfg=ACConfig(num_steps=2), mask_kinds=["center_box"], batch=2, iters=4,
+              snapshot_every=2, keep_snapshots=True, **SMALL)
+    kept = sorted(p.name for p in tmp_path.glob("actor_*.safetensors"))
+    assert kept == ["actor_000002.safetensors", "actor_000004.safetensors"]
+    assert read_metadata(str(tmp_path / kept[0]))[2]["iterations"] == 2
+    assert (tmp_path / kept[1]).read_bytes() == (tmp_path / "actor.safetensors").read_bytes()
+
+
 def test_bad_arguments_and_mask_seeds(tmp_path):
     net, data = _problem()
     run = dict(cfg=ACConfig(num_steps=2), iters=1, **SMALL)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, fields, replace
 
@@ -182,8 +183,9 @@ class RunningMeans:
 
 
 def save_snapshot(run_dir: str, trainer: AIDTrainer, data_gen, noise_gen, it: int, seconds: float, setup: dict,
-                  rank: int, world: int) -> None:
-    """Gather every rank's noise-generator state; rank 0 writes actor.safetensors and state.pt atomically."""
+                  rank: int, world: int, keep: bool = False) -> None:
+    """Gather every rank's noise-generator state; rank 0 writes actor.safetensors and state.pt atomically
+    (and, when keep, a copy actor_ITER.safetensors for choosing a snapshot later)."""
     noise_states = [noise_gen.get_state()]
     if world > 1:
         noise_states = [None] * world
@@ -197,6 +199,8 @@ def save_snapshot(run_dir: str, trainer: AIDTrainer, data_gen, noise_gen, it: in
                  param_ratio=n_params(actor) / n_backbone if n_backbone else None,  # None: a parameter-free oracle
                  critic=setup["critic"], world_size=world)
     save_module(actor, os.path.join(run_dir, "actor.safetensors"), "GuidanceModule", actor.config, extra)
+    if keep:
+        shutil.copyfile(os.path.join(run_dir, "actor.safetensors"), os.path.join(run_dir, f"actor_{it:06d}.safetensors"))
     state = dict(trainer={**trainer.state_dict(), "iteration": it}, data_gen=data_gen.get_state(),
                  noise_gens=noise_states, iter=it, seconds=seconds, setup=setup)
     atomic_write(os.path.join(run_dir, "state.pt"), lambda tmp: torch.save(state, tmp))
@@ -205,7 +209,7 @@ def save_snapshot(run_dir: str, trainer: AIDTrainer, data_gen, noise_gen, it: in
 def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACConfig(), actor_kwargs=None,
               critic_kwargs=None, mask_kinds, iters: int, batch: int = 64, seed: int = 0, progress=True,
               max_seconds=None, snapshot_every=500, log_every=10, masks_per_kind=1000,
-              num_steps_choices=None, init_actor: str | None = None) -> GuidanceModule:
+              num_steps_choices=None, init_actor: str | None = None, keep_snapshots=False) -> GuidanceModule:
     """Train AID's actor (and critic) on data [N, C, H, W] in [-1, 1] with masks of the given kinds;
     resumes from run_dir/state.pt (refused if the setup differs). Returns the actor.
 
@@ -215,6 +219,8 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     init_actor     an actor.safetensors to start the actor from (a warm start: the critic and Adam start
                    fresh, and cfg.critic_warmup fits the critic to the warm-started actor first).
     masks_per_kind a fixed pool per kind, from seeds disjoint from aid.masks.benchmark_masks'.
+    keep_snapshots also keep every snapshot's actor as run_dir/actor_ITER.safetensors (for choosing
+                   one on a validation split: benchmarks/tune_baselines.py --aid).
     Writes run_dir/actor.safetensors (the guidance module, its config and the run's numbers in the
     metadata) and run_dir/state.pt every snapshot_every iterations and at the end, and
     run_dir/log.jsonl (means over log_every iterations, and the last iteration's K). Stops after
@@ -244,7 +250,7 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
         return round(seconds + time.time() - t_start, 1)
 
     def snapshot() -> None:
-        save_snapshot(run_dir, trainer, data_gen, noise_gen, it, elapsed(), setup, rank, world)
+        save_snapshot(run_dir, trainer, data_gen, noise_gen, it, elapsed(), setup, rank, world, keep_snapshots)
 
     bar = None
     if progress and rank == 0:
@@ -313,6 +319,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="default: the (local) GPU if there is one, else the CPU")
     p.add_argument("--masks-per-kind", type=int, default=1000)
     p.add_argument("--snapshot-every", type=int, default=500)
+    p.add_argument("--keep-snapshots", action="store_true",
+                   help="also keep each snapshot's actor as actor_ITER.safetensors (to choose one on validation)")
     p.add_argument("--init-actor", default=None, help="warm start: an actor.safetensors to start the actor from")
     p.add_argument("--actor", default="{}", help="GuidanceModule keyword arguments as JSON, e.g. '{\"width\": 32}'")
     p.add_argument("--critic", default="{}", help="Critic keyword arguments as JSON")
@@ -336,7 +344,7 @@ def main(argv=None):
                       critic_kwargs=json.loads(a.critic), mask_kinds=a.mask_kinds.split(","), iters=a.iters,
                       batch=a.batch, seed=a.seed, max_seconds=a.max_seconds, snapshot_every=a.snapshot_every,
                       masks_per_kind=a.masks_per_kind, num_steps_choices=steps if len(steps) > 1 else None,
-                      init_actor=a.init_actor)
+                      init_actor=a.init_actor, keep_snapshots=a.keep_snapshots)
     if rank_and_world()[0] == 0:
         print(f"guidance module: {n_params(actor):,} parameters ({n_params(actor) / n_params(backbone):.2%} of the "
               f"backbone), {os.path.join(a.run_dir, 'actor.safetensors')}")
