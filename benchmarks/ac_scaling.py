@@ -98,20 +98,21 @@ def _plot(runs, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     masks = sorted({r["args"]["mask"] for r in runs})
-    fig, axes = plt.subplots(1, len(masks), figsize=(5.5 * len(masks), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(masks), figsize=(8.5 * len(masks), 4.2), squeeze=False)
     settings = sorted({r["setting"] for r in runs})
     ds = sorted({r["d"] for r in runs})
     styles = ["-", "--", ":", "-."]
     for ax, mask in zip(axes[0], masks):
         for r in (r for r in runs if r["args"]["mask"] == mask):
-            color = f"C{settings.index(r['setting'])}"
+            i = settings.index(r["setting"])
+            default = r["setting"] == "lookahead+mc"  # the package's defaults: the reference curve
             ax.plot([0] + [row["iter"] for row in r["rows"]], [1.0] + [row["gap"] for row in r["rows"]],
-                    styles[ds.index(r["d"]) % 4], color=color, marker="o", ms=3,
-                    label=f"{r['setting']}, d={r['d']}")
+                    styles[ds.index(r["d"]) % 4], color="black" if default else plt.cm.tab20(i % 20),
+                    lw=2.5 if default else 1.2, marker="os^vD<>"[i % 7], ms=3, label=f"{r['setting']}, d={r['d']}")
         ax.axhline(0.1, color="gray", lw=0.8, ls=":")
         ax.set(title=f"field oracle, mask {mask}", xlabel="iteration", ylabel="optimality gap (J−J*)/(J(0)−J*)",
                ylim=(-0.05, 1.6))
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
