@@ -126,7 +126,12 @@ def main(argv=None):
     p.add_argument("--only", nargs="+", choices=sorted(SETTINGS), default=sorted(SETTINGS))
     p.add_argument("--iters", type=int, default=1000)
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--plot", nargs="+", metavar=("PNG", "JSON"),
+                   help="only plot these run JSONs (from here or ac_oracle.py --json; named by file name) into PNG")
     a = p.parse_args(argv)
+    if a.plot:
+        runs = [json.load(open(f)) | {"setting": os.path.basename(f)[:-5]} for f in a.plot[1:]]
+        return _plot(runs, a.plot[0])
     if not a.report_only:
         run_all(a.out, a.res, a.only, a.iters, a.masks)
     print(report(a.out))
