@@ -47,8 +47,8 @@ def study(res: int, mask_kind: str, radii) -> list[str]:
     y = x0 * mask.reshape(1, -1)
     X0 = sigmas[0] * torch.randn(B, d, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     eye, dist = torch.eye(d, dtype=torch.float64), chebyshev(res)
-    s_of_y = lq._linear_terms(lq.posterior_mean(eye.reshape(d, 1, res, res)) - net.mu)  # rows: unit y pixels
-    s_batch = lq._linear_terms(lq.posterior_mean(y.reshape(B, 1, res, res)) - net.mu)
+    s_of_y = lq.linear_terms(eye.reshape(d, 1, res, res))  # rows: unit y pixels
+    s_batch = lq.linear_terms(y.reshape(B, 1, res, res))
     Mx = [-(A.T @ lq.S[k + 1]) @ lq.gain_inv[k] for k, A in enumerate(lq.A)]
     My = [s_of_y[k + 1] @ lq.gain_inv[k] for k in range(len(lq.A))]
 

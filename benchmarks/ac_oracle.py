@@ -91,7 +91,7 @@ class ExactCritic(torch.nn.Module):
     def forward(self, x, sigma, y, mask, x0=None):
         k = (self.lq.sigmas.float()[None] - sigma[:, None]).abs().argmin(1)  # each row's grid index
         e = x.double().flatten(1) - self.lq.net.mu
-        s = self.lq._linear_terms(self.lq.posterior_mean(y) - self.lq.net.mu)
+        s = self.lq.linear_terms(y)
         v = sum((k == j).double() * (((e @ self.lq.S[j]) * e).sum(1) - 2 * (s[j] * e).sum(1)) for j in k.unique())
         return v.float() + self.offset
 

@@ -66,9 +66,10 @@ class LQOptimum:
     oracle, for Euler or Heun rollouts on a σ grid and one mask, by a backward Riccati recursion.
 
     With e = X − μ the guided Euler step is linear: e' = A_k e + Δr_k u, A_k = I − (Δr_k/σ_k)(I − P_k),
-    P_k = Σ(Σ + σ_k²I)⁻¹ (Heun: A_k averages that slope with the one at the unguided predictor). The controller sees y, not x0, and X_K is independent of x0 given y, so
-    E[Ψ | y] = (X_K − x̄)ᵀW(X_K − x̄) + tr(W·Cov(x0 | y)), x̄ = E[x0 | y]: a deterministic LQ tracking
-    problem. V_k(e) = eᵀS_k e − 2s_kᵀe + c_k, and u*_k = −(β/2·I + Δr_k S_{k+1})⁻¹(S_{k+1}A_k e − s_{k+1})."""
+    P_k = Σ(Σ + σ_k²I)⁻¹ (Heun: A_k averages that slope with the one at the unguided predictor). The
+    controller sees y, not x0, and X_K is independent of x0 given y, so
+    E[Ψ | y] = (X_K − x̄)ᵀW(X_K − x̄) + tr(W·Cov(x0 | y)), x̄ = E[x0 | y]: a deterministic LQ tracking problem.
+    V_k(e) = eᵀS_k e − 2s_kᵀe + c_k, and u*_k = −(β/2·I + Δr_k S_{k+1})⁻¹(S_{k+1}A_k e − s_{k+1})."""
 
     def __init__(self, net: GaussianDenoiser, sigmas: torch.Tensor, mask: torch.Tensor, beta: float = 1.0,
                  w_hole: float = 1.0, solver: str = "euler"):
@@ -120,10 +121,14 @@ class LQOptimum:
             out.insert(0, s)
         return out
 
+    def linear_terms(self, y: torch.Tensor) -> list[torch.Tensor]:
+        """s_k(y), k = 0..K, each [B, d]: the linear part of the optimal value V_k(e) = eᵀS_k e − 2s_kᵀe + c_k
+        for observations y [B, C, H, W] (only their known pixels are read)."""
+        return self._linear_terms(self.posterior_mean(y) - self.net.mu)
+
     def control(self, k: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The optimal field u*_k(x; y) for images x, y [B, C, H, W]."""
-        c = self.posterior_mean(y) - self.net.mu
-        s1 = self._linear_terms(c)[k + 1]
+        s1 = self.linear_terms(y)[k + 1]
         e = x.double().reshape(x.shape[0], -1) - self.net.mu
         u = -((e @ self.A[k].T) @ self.S[k + 1] - s1) @ self.gain_inv[k]
         return u.reshape(x.shape).to(x.dtype)
