@@ -106,11 +106,13 @@ def run(a) -> dict:
     torch.manual_seed(a.seed)
     actor = GuidanceModule(1, width=a.width, depth=a.depth, levels=a.levels, emb=16, output_scaling=a.output_scaling,
                            use_denoised=not a.no_denoised)
-    sigmas = edm_sigmas(a.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, dtype=torch.float64)
+    # the trainer's σ grid (float32, as the rollouts use it), needed before the trainer for the exact critic
+    sigmas = edm_sigmas(a.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, dtype=torch.float32).double()
     lq = LQOptimum(net, sigmas, mask1, beta=a.beta, solver=a.solver)
     critic = ExactCritic(lq) if a.exact_critic else Critic(1, width=a.width, emb=16, head=a.critic_head,
                                                             sees_x0=a.critic_x0, levels=a.critic_levels)
     trainer = AIDTrainer(net, actor, critic, cfg)
+    assert torch.equal(trainer.sigmas.double(), sigmas)
     x_eval = draw(a.eval_batch, torch.Generator().manual_seed(10_000 + a.seed))
     m_eval, m_train = (mask1.expand(n, 1, a.res, a.res) for n in (a.eval_batch, a.batch))
     J_star = lq.optimal_cost(x_eval)
