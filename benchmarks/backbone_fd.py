@@ -28,21 +28,23 @@ from aid.images import save_grid
 from aid.metrics import fmnist_distances
 
 
-def draw(net, num: int, steps: int, batch: int, cache: str) -> torch.Tensor:
-    """Samples for seeds 0..num−1, each batch kept in `cache` so that a killed run resumes where it stopped."""
+def draw(net, num: int, steps: int, batch: int, cache: str) -> tuple[torch.Tensor, int]:
+    """Samples for seeds 0..num−1, each batch kept in `cache` so that a killed run resumes where it stopped;
+    returns them and how many batches came from the cache (their sampling time is not this call's)."""
     os.makedirs(cache, exist_ok=True)
-    out = []
+    out, resumed = [], 0
     for start in tqdm(range(0, num, batch), desc=f"sampling {num} images, {steps} Heun steps"):
         seeds = range(start, min(start + batch, num))
         path = os.path.join(cache, f"heun{steps}_seeds{seeds.start}-{seeds.stop - 1}.pt")
         if os.path.exists(path):
             out.append(torch.load(path))
+            resumed += 1
             continue
         x = sample(net, seeds, num_steps=steps, solver="heun")
         torch.save(x, path + ".tmp")
         os.replace(path + ".tmp", path)
         out.append(x)
-    return torch.cat(out).clamp(-1, 1)
+    return torch.cat(out).clamp(-1, 1), resumed
 
 
 def main(argv=None):
@@ -60,8 +62,7 @@ def main(argv=None):
     t = time.time()
     # the cache is per backbone file: samples of another backbone must never be reused
     cache = os.path.join(a.out, "samples_" + sha256_of(a.backbone)[:12])
-    resumed = len(os.listdir(cache)) if os.path.isdir(cache) else 0  # their sampling time is not in sampling_seconds
-    x = draw(net, a.num, a.steps, a.batch, cache)
+    x, resumed = draw(net, a.num, a.steps, a.batch, cache)
     seconds = time.time() - t
     save_grid(x[:64], os.path.join(a.out, "samples.png"), nrow=8, scale=3)
     test, _ = fashion_mnist("test", 32)
