@@ -120,7 +120,7 @@ def _plot(runs, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", help="folder of the run JSONs (not needed with --plot)")
     p.add_argument("--res", type=int, nargs="+", default=[8, 16, 32])
     p.add_argument("--masks", nargs="+", default=["center_box"])
     p.add_argument("--only", nargs="+", choices=sorted(SETTINGS), default=sorted(SETTINGS))
@@ -132,6 +132,8 @@ def main(argv=None):
     if a.plot:
         runs = [json.load(open(f)) | {"setting": os.path.basename(f)[:-5]} for f in a.plot[1:]]
         return _plot(runs, a.plot[0])
+    if a.out is None:
+        p.error("--out is required (except with --plot)")
     if not a.report_only:
         run_all(a.out, a.res, a.only, a.iters, a.masks)
     print(report(a.out))
