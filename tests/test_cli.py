@@ -135,7 +135,9 @@ def test_inpaint_aid_defaults_to_the_steps_and_solver_of_training(trained, tmp_p
                          "--backbone", backbone, "--guidance", module, *flags]) == 0
         return calls[0]["num_steps"], calls[0]["solver"]
 
-    assert settings(modules["heun3"]) == (3, "heun")
+    assert settings(modules["heun3"]) == (3, "heun") and calls[0]["guidance_scale"] == 1.0
+    settings(modules["heun3"], "--guidance-scale", "0.5")
+    assert calls[0]["guidance_scale"] == 0.5
     assert settings(modules["heun3"], "--steps", "5", "--solver", "euler") == (5, "euler")  # the flags win
     assert settings(modules["euler2,4"]) == (4, "euler")  # of several K: the largest, 9 not among them
     u = GuidanceModule(1)
@@ -171,6 +173,10 @@ BAD_INPUTS = [  # (arguments after `aid`, with {d} the user-file folder; the mes
      "argument --method: invalid choice: 'nosuch'"),
     (["inpaint", "{d}/shirt.png", "--mask", "{d}/mask.png", "--out", "{d}/o", "--method", "ddnm", "--steps", "0"],
      "--steps must be >= 1"),
+    (["inpaint", "{d}/shirt.png", "--mask", "{d}/mask.png", "--out", "{d}/o", "--method", "ddnm", "--guidance-scale",
+      "0.5"], "--guidance-scale: applies to aid only, not ddnm"),
+    (["inpaint", "{d}/shirt.png", "--mask", "{d}/mask.png", "--out", "{d}/o", "--guidance-scale", "-1"],
+     "--guidance-scale must be >= 0, got -1.0"),
     (["inpaint", "{d}/shirt.png", "--mask", "{d}/mask.png", "--out", "{d}/o", "--guidance", "{d}/none.safetensors"],
      "no such checkpoint"),
     (["convert", "{d}/nosuch.pkl", "{d}/out.safetensors"], "nosuch.pkl"),

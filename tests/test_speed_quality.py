@@ -195,3 +195,34 @@ def test_every_method_runs_and_zero_amortized_modules_equal_paste(fmnist, backbo
     for name in ("deft", "aid"):
         assert cells[f"center_box/{name}/3"]["hole_psnr"] == cells["center_box/paste/3"]["hole_psnr"]
         assert cells[f"center_box/{name}/3"]["nfe"] == 3
+
+
+def test_guidance_scale_sweep_zero_is_paste_resumes_and_draws_the_reference(fmnist, backbone, quick, tmp_path):
+    """benchmarks/aid_guidance_scale.py: s = 0 is the paste baseline's cell (same images, masks, seeds, metrics),
+    s = 1 with a non-zero module differs from it; a rerun keeps its cells; the plot takes a speed_quality JSON."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "aid_guidance_scale", os.path.join(os.path.dirname(__file__), "..", "benchmarks", "aid_guidance_scale.py"))
+    gs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gs)
+    torch.manual_seed(0)
+    u = GuidanceModule(1, width=8, depth=1, emb=8)
+    torch.nn.init.normal_(u.conv_out.weight, std=0.1)
+    save_module(u, str(tmp_path / "u.safetensors"), "GuidanceModule", u.config)
+    q_out, _ = quick
+    args = ["--out", str(tmp_path / "gs"), "--backbone", backbone, "--aid", str(tmp_path / "u.safetensors"),
+            "--images", "8", "--batch", "8", "--nfe", "5", "--scales", "0", "1", "--masks", "center_box",
+            "--reference", os.path.join(q_out, "results.json")]
+    gs.main(args)
+    cells = json.load(open(tmp_path / "gs" / "scale.json"))["cells"]
+    paste = json.load(open(os.path.join(q_out, "results.json")))["cells"]["center_box/paste/5"]
+    assert cells["center_box/5/0/8"]["hole_psnr"] == paste["hole_psnr"]
+    assert cells["center_box/5/0/8"]["fd_fmnist"] == pytest.approx(paste["fd_fmnist"], rel=1e-5)
+    assert cells["center_box/5/1/8"]["hole_psnr"] != paste["hole_psnr"]
+    assert len(gs.reference_points(os.path.join(q_out, "results.json"), ["center_box"], [5], 8)) == len(sq.QUICK["methods"])
+    os.remove(tmp_path / "gs" / "scale.png")
+    gs.main(args)  # resumed: nothing to run, the reports written again
+    assert json.load(open(tmp_path / "gs" / "scale.json"))["cells"] == cells
+    assert os.path.getsize(tmp_path / "gs" / "scale.png") > 0
+    with pytest.raises(SystemExit):
+        gs.main(args[:-2] + ["--scales", "-1"])

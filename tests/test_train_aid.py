@@ -277,6 +277,20 @@ def test_sample_aid_seeds_paste_and_a_checkpoint_path(tmp_path):
     assert aid.sample_aid is sample_aid
 
 
+def test_guidance_scale_multiplies_the_field():
+    """s = 1 is the trained field, s = 0 the unguided sampler + paste; in between the first step moves by s·Δr·μ."""
+    net, y, mask = _inputs()
+    torch.manual_seed(0)
+    actor = GuidanceModule(1, width=8, depth=1, emb=8)
+    torch.nn.init.normal_(actor.conv_out.weight, std=0.1)
+    run = lambda s, k=3: sample_aid(net, actor, y, mask, [5, 6, 7], num_steps=k, guidance_scale=s, paste=False)[0]
+    assert torch.equal(run(1.0), sample_aid(net, actor, y, mask, [5, 6, 7], num_steps=3, paste=False)[0])
+    assert torch.equal(run(0.0), sample(net, [5, 6, 7], num_steps=3, solver="euler"))
+    # one step: x_1 = Step_D(x_0) + Δr·s·μ is affine in s
+    torch.testing.assert_close(run(0.5, 1), (run(0.0, 1) + run(1.0, 1)) / 2, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(run(0.5), run(1.0))
+
+
 def test_sample_aid_bad_inputs(tmp_path):
     net, y, mask = _inputs()
     actor = GuidanceModule(1, width=8, depth=1, emb=8)
@@ -290,3 +304,6 @@ def test_sample_aid_bad_inputs(tmp_path):
         sample_aid(net, actor, y, mask, [1, 2])
     with pytest.raises(FileNotFoundError, match="python -m aid.train_aid"):
         sample_aid(net, str(tmp_path / "none.safetensors"), y, mask, [1, 2, 3])
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match="guidance_scale must be >= 0"):
+            sample_aid(net, actor, y, mask, [1, 2, 3], guidance_scale=bad)

@@ -177,6 +177,8 @@ def parser() -> Parser:
                    "(trained over several: 9 if among them, else the largest); a baseline: its own default]")
     i.add_argument("--solver", choices=["euler", "heun"], help="aid and deft only [aid: the guidance module's "
                    "training solver; deft: euler]")
+    i.add_argument("--guidance-scale", type=float, help="aid only: multiplies the guidance field; below 1 is "
+                   "sharper and less faithful, 0 is unguided + paste [1]")
     i.add_argument("--seed", type=int, default=0, help="image i is drawn with seed + i [0]")
     i.add_argument("--batch", type=int, default=64, help="images per sampler call [64]")
     i.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")

@@ -25,7 +25,9 @@ def load_actor(path: str, device="cpu") -> GuidanceModule:
                        " (train one with `python -m aid.train_aid`)").to(device)
 
 
-def _check(backbone, actor, y, mask, seeds) -> None:
+def _check(backbone, actor, y, mask, seeds, guidance_scale) -> None:
+    if not guidance_scale >= 0:  # also NaN
+        raise ValueError(f"sample_aid: guidance_scale must be >= 0 (1 = as trained, 0 = unguided), got {guidance_scale}")
     shape = (backbone.img_channels, backbone.img_resolution, backbone.img_resolution)
     if y.dim() != 4 or tuple(y.shape[1:]) != shape:
         raise ValueError(f"sample_aid: y must be [B, {', '.join(map(str, shape))}] like the backbone's images, "
@@ -43,23 +45,26 @@ def _check(backbone, actor, y, mask, seeds) -> None:
 
 @torch.no_grad()
 def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, solver="euler", paste=True,
-               progress=False):
-    """Inpaint with AID: x_{i+1} = Step_D(x_i) + Δr_i·μ_φ(σ_i, x_i; y, m, D), then x̂ = m⊙y + (1−m)⊙x_N.
+               guidance_scale=1.0, progress=False):
+    """Inpaint with AID: x_{i+1} = Step_D(x_i) + Δr_i·s·μ_φ(σ_i, x_i; y, m, D), then x̂ = m⊙y + (1−m)⊙x_N.
 
     backbone  the frozen EDM backbone the actor was trained with.
     actor     a GuidanceModule, or the path of an actor.safetensors (loaded frozen).
     y, mask   [B, C, H, W] and [B, 1, H, W] (1 = known); only m⊙y is read.
     num_steps, solver  should be those of training (ACConfig.num_steps, ACConfig.solver).
+    guidance_scale  s, the control's multiplier: 1 is the trained field (the optimum of Ψ + (β/2)∫‖u‖², whose
+              Ψ = ‖X_T − x0‖² pulls towards the blurry posterior mean); s < 1 trades fidelity for sharpness,
+              roughly like training with β/s (exactly so where the control is weak); 0 is unguided + paste.
     Returns (x [B, C, H, W], report) with report = {nfe, vjp (0), actor_params, seconds}; nfe counts network
     evaluations: backbone calls × the backbone's `evals_per_call` (2 for an autoguided aid.edm2.Denoiser)."""
     device = device_of(backbone)
     if isinstance(actor, str):
         actor = load_actor(actor, device)
-    _check(backbone, actor, y, mask, seeds)
+    _check(backbone, actor, y, mask, seeds, guidance_scale)
     t0 = time.perf_counter()
     mask = mask.to(device, torch.float32)
     y = mask * y.to(device, torch.float32)  # the actor was trained on y = m⊙x0
-    guidance = lambda x, s, D: actor(x, s, y, mask, D)  # noqa: E731
+    guidance = lambda x, s, D: guidance_scale * actor(x, s, y, mask, D)  # noqa: E731
     x = sample(backbone, seeds, num_steps=num_steps, solver=solver, guidance=guidance, progress=progress)
     if paste:
         x = aid_ext.mask_project(x, mask, y, torch.zeros(x.shape[0], device=device))

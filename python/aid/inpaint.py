@@ -105,8 +105,8 @@ def training_settings(path: str) -> tuple[int, str]:
 
 
 def sampler(a, net):
-    """sample(y, mask, seeds) -> (x, report) for --method, with --steps, --solver and --guidance (AID's
-    defaults: those of its training, training_settings)."""
+    """sample(y, mask, seeds) -> (x, report) for --method, with --steps, --solver, --guidance and
+    --guidance-scale (AID's defaults: those of its training, training_settings)."""
     if a.solver and a.method not in ("aid", "deft"):
         raise ValueError(f"--solver: {a.method} has its own update rule; --solver applies to aid and deft only")
     if a.method == "deft" and not a.guidance:
@@ -116,11 +116,16 @@ def sampler(a, net):
         raise ValueError(f"--guidance: {a.method} uses no trained module; it applies to aid and deft only")
     if a.steps is not None and a.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {a.steps}")
+    if a.guidance_scale is not None and a.method != "aid":
+        raise ValueError(f"--guidance-scale: applies to aid only, not {a.method}")
+    if a.guidance_scale is not None and not a.guidance_scale >= 0:
+        raise ValueError(f"--guidance-scale must be >= 0, got {a.guidance_scale}")
     path = (a.guidance or default_guidance(a)) if a.method == "aid" else a.guidance
     fn = load_sampler(a.method, net, path)
     if a.method == "aid":
         steps, solver = training_settings(path)
-        kwargs = dict(num_steps=a.steps or steps, solver=a.solver or solver)
+        kwargs = dict(num_steps=a.steps or steps, solver=a.solver or solver,
+                      guidance_scale=1.0 if a.guidance_scale is None else a.guidance_scale)
     else:
         kwargs = dict(num_steps=a.steps or defaults(fn)["num_steps"], **({"solver": a.solver} if a.solver else {}))
     return partial(fn, net, **kwargs)
