@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 
-import torch
 from tqdm.auto import tqdm
 
 from aid.data import fashion_mnist
