@@ -238,6 +238,22 @@ def test_warm_start_from_an_actor_and_a_mismatched_one_is_refused(tmp_path):
     with pytest.raises(ValueError, match="init_actor .* another guidance module .*width: 8 there, 16 here"):
         train_aid(net, data, str(tmp_path / "d"), iters=1, init_actor=path, **{**kw, "actor_kwargs": {"width": 16}})
 
+
+def test_warm_start_of_the_critic_from_another_runs_state(tmp_path):
+    net, data = _problem()
+    kw = dict(mask_kinds=["center_box"], batch=4, progress=False, masks_per_kind=4,
+              cfg=ACConfig(num_steps=2, critic_warmup=0), actor_kwargs={"width": 8, "depth": 1},
+              critic_kwargs={"width": 8})
+    train_aid(net, data, str(tmp_path / "a"), iters=2, **kw)
+    state = str(tmp_path / "a" / "state.pt")
+    train_aid(net, data, str(tmp_path / "b"), iters=0, init_critic=state, **kw)
+    want = torch.load(state, weights_only=True)["trainer"]["critic"]
+    _assert_trees_equal(torch.load(str(tmp_path / "b" / "state.pt"), weights_only=True)["trainer"]["critic"], want)
+    fresh = torch.load(str(tmp_path / "a" / "state.pt"), weights_only=True)  # a run without it resumes as before
+    assert "init_critic" not in fresh["setup"]
+    with pytest.raises(ValueError, match="init_critic .* another critic .*width: 8 there, 16 here"):
+        train_aid(net, data, str(tmp_path / "c"), iters=1, init_critic=state, **{**kw, "critic_kwargs": {"width": 16}})
+
 # --- deployment ---------------------------------------------------------------------------------
 
 def _inputs(B=3):
