@@ -90,7 +90,8 @@ def main(argv=None) -> None:
     cells.sort(key=lambda c: (a.masks.index(c["mask"]), c["nfe"], c["scale"]))
     with open(os.path.join(a.out, "scale.md"), "w") as f:
         f.write(markdown(cells))
-    points = [dict(panel=f"{c['mask']}, {c['nfe']} NFE", curve="aid, s = 0 … 1", fd_fmnist=c["fd_fmnist"],
+    label = f"aid, s = {', '.join(f'{s:g}' for s in sorted({c['scale'] for c in cells}))}"
+    points = [dict(panel=f"{c['mask']}, {c['nfe']} NFE", curve=label, fd_fmnist=c["fd_fmnist"],
                    hole_psnr=c["hole_psnr"]) for c in cells]
     points += reference_points(a.reference, a.masks, a.nfe, a.images) if a.reference else []
     curve_panels(points, os.path.join(a.out, "scale.png"), x="fd_fmnist", ys=[("hole_psnr", "hole PSNR (dB)")],
