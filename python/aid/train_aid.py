@@ -108,8 +108,7 @@ def warm_start(actor: GuidanceModule, path: str) -> None:
     """Load an actor.safetensors' weights into actor (same configuration required)."""
     _, config, _ = read_metadata(path)
     if config != actor.config:
-        diff = "; ".join(f"{k}: {old!r} there, {new!r} here" for k, old, new in differences(config, actor.config))
-        raise ValueError(f"train_aid: init_actor {path} is another guidance module ({diff})")
+        raise ValueError(f"train_aid: init_actor {path} is another guidance module ({described(config, actor.config)})")
     actor.load_state_dict(load_file(path, device=str(next(actor.parameters()).device)), strict=True)
 
 
@@ -120,8 +119,7 @@ def warm_start_critic(critic: Critic, path: str) -> None:
     s = torch.load(path, map_location="cpu", weights_only=True)
     config = s["setup"]["critic"]
     if config != critic.config:
-        diff = "; ".join(f"{k}: {old!r} there, {new!r} here" for k, old, new in differences(config, critic.config))
-        raise ValueError(f"train_aid: init_critic {path} holds another critic ({diff})")
+        raise ValueError(f"train_aid: init_critic {path} holds another critic ({described(config, critic.config)})")
     critic.load_state_dict(s["trainer"]["critic"], strict=True)
 
 
@@ -160,6 +158,11 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, objec
     return out
 
 
+def described(old: dict, new: dict) -> str:
+    """differences(old, new) as one readable line, "key: old there, new here; ..." (old: the file's)."""
+    return "; ".join(f"{k}: {o!r} there, {n!r} here" for k, o, n in differences(old, new))
+
+
 def _resume(state_path: str, setup: dict, trainer: AIDTrainer, data_gen, noise_gen, rank: int, world: int):
     """Rank 0 reads state.pt (if any) and hands it to every rank; returns (iteration, seconds)."""
     box = [torch.load(state_path, map_location="cpu", weights_only=True)
@@ -170,8 +173,8 @@ def _resume(state_path: str, setup: dict, trainer: AIDTrainer, data_gen, noise_g
     if s is None:
         return 0, 0.0
     if s["setup"] != setup:
-        diff = "; ".join(f"{k}: {old!r} there, {new!r} here" for k, old, new in differences(s["setup"], setup))
-        raise ValueError(f"train_aid: {os.path.dirname(state_path)} holds a run with another setup ({diff}); "
+        raise ValueError(f"train_aid: {os.path.dirname(state_path)} holds a run with another setup "
+                         f"({described(s['setup'], setup)}); "
                          f"refusing to resume it; use another run_dir")
     trainer.load_state_dict(s["trainer"])
     data_gen.set_state(s["data_gen"])
