@@ -63,7 +63,7 @@ def test_sampler_matches_float64_reference(solver):
 def test_zero_guidance_is_exactly_unguided_and_seeds_are_per_image():
     net = small_net(1)
     plain = sample(net, [1, 2, 3], num_steps=5)
-    guided = sample(net, [1, 2, 3], num_steps=5, guidance=lambda x, s, D: torch.zeros_like(x))
+    guided = sample(net, [1, 2, 3], num_steps=5, guidance=lambda x, s, D, sn: torch.zeros_like(x))
     assert torch.equal(plain, guided)
     alone = sample(net, [2], num_steps=5)
     torch.testing.assert_close(alone[0], plain[1], rtol=1e-5, atol=1e-5)  # same seed, other batch
@@ -76,7 +76,7 @@ def test_guidance_enters_as_delta_r_times_u():
     c = 0.01
     s = edm_sigmas(1)  # [80, 0]: a single Euler step
     plain = sample(net, [5], num_steps=1, solver="euler")
-    guided = sample(net, [5], num_steps=1, solver="euler", guidance=lambda x, sig, D: torch.full_like(x, c))
+    guided = sample(net, [5], num_steps=1, solver="euler", guidance=lambda x, sig, D, sn: torch.full_like(x, c))
     torch.testing.assert_close(guided - plain, torch.full_like(plain, (s[0] - s[1]).item() * c), rtol=1e-4, atol=1e-4)
 
 

@@ -4,7 +4,7 @@ import torch
 
 from aid.edm import EDMPrecond, sample
 from aid.edm.train import FMNIST32
-from aid.guidance import Critic, GuidanceModule, parameter_ratio
+from aid.guidance import Critic, GuidanceModule, parameter_ratio, step_fraction
 
 
 def test_actor_starts_at_zero_and_is_trainable():
@@ -39,8 +39,29 @@ def test_zero_initialized_actor_leaves_sampling_unguided():
     net = EDMPrecond(8, 1, model_channels=8, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4]).eval()
     actor = GuidanceModule(1)
     y, mask = torch.zeros(2, 1, 8, 8), torch.ones(2, 1, 8, 8)
-    guided = sample(net, [0, 1], num_steps=4, guidance=lambda x, s, D: actor(x, s, y, mask, D))
+    guided = sample(net, [0, 1], num_steps=4, guidance=lambda x, s, D, sn: actor(x, s, y, mask, D))
     assert torch.equal(guided, sample(net, [0, 1], num_steps=4))
+
+
+def test_step_aware_actor_starts_as_the_plain_one_and_then_tells_grids_apart():
+    torch.manual_seed(0)
+    plain = GuidanceModule(1, width=8, depth=1, emb=8)
+    torch.nn.init.normal_(plain.conv_out.weight)  # a non-zero field
+    aware = GuidanceModule(1, width=8, depth=1, emb=8, step_aware=True)
+    missing, unexpected = aware.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["step_embed.freqs", "step_embed.linear.bias", "step_embed.linear.weight"]
+    assert not unexpected and aware.config == {**plain.config, "step_aware": True} and "step_aware" not in plain.config
+    x, y, D = torch.randn(3, 1, 8, 8), torch.randn(3, 1, 8, 8), torch.randn(3, 1, 8, 8)
+    mask, sigma = torch.ones(3, 1, 8, 8), torch.tensor([0.1, 1.0, 50.0])
+    coarse, fine = sigma * 0.2, sigma * 0.9  # a large and a small step from the same σ
+    assert torch.equal(aware(x, sigma, y, mask, D, coarse), plain(x, sigma, y, mask, D))  # zero embedding at first
+    torch.nn.init.normal_(aware.step_embed.linear.weight)
+    assert not torch.allclose(aware(x, sigma, y, mask, D, coarse), aware(x, sigma, y, mask, D, fine))
+    assert torch.equal(plain(x, sigma, y, mask, D, coarse), plain(x, sigma, y, mask, D, fine))  # plain ignores it
+    with pytest.raises(ValueError, match="step_aware=True; pass sigma_next"):
+        aware(x, sigma, y, mask, D)
+    torch.testing.assert_close(step_fraction(sigma, torch.zeros(3)), torch.zeros(3))  # the last step: all of σ
+    torch.testing.assert_close(step_fraction(sigma, fine), torch.full((3,), 0.1).log())
 
 
 @pytest.mark.parametrize("backbone", ["bundled", "edm-ffhq-64x64"])
@@ -52,6 +73,7 @@ def test_default_actor_is_under_one_percent_of_the_backbone(backbone):
             net = EDMPrecond(64, 3, augment_dim=9, model_channels=128, channel_mult=[1, 2, 2, 2])
             actor = GuidanceModule(3)
     assert parameter_ratio(actor, net) < 0.01
+    assert parameter_ratio(GuidanceModule(actor.config["img_channels"], step_aware=True), net) < 0.01
 
 
 def test_critic_gives_one_value_per_image():

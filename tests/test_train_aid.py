@@ -239,6 +239,26 @@ def test_warm_start_from_an_actor_and_a_mismatched_one_is_refused(tmp_path):
         train_aid(net, data, str(tmp_path / "d"), iters=1, init_actor=path, **{**kw, "actor_kwargs": {"width": 16}})
 
 
+def test_a_step_aware_actor_warm_starts_from_a_plain_one_and_samples_as_it_did(tmp_path):
+    net, data = _problem()
+    kw = dict(mask_kinds=["center_box"], batch=4, progress=False, masks_per_kind=4,
+              cfg=ACConfig(num_steps=2, critic_warmup=0), actor_kwargs={"width": 8, "depth": 1})
+    train_aid(net, data, str(tmp_path / "a"), iters=2, **kw)
+    path = str(tmp_path / "a" / "actor.safetensors")
+    aware_kw = {**kw, "actor_kwargs": {"width": 8, "depth": 1, "step_aware": True}}
+    warm = train_aid(net, data, str(tmp_path / "b"), iters=0, init_actor=path, **aware_kw)
+    net_, y, mask = _inputs()
+    for K in (2, 5):
+        assert torch.equal(sample_aid(net_, warm, y, mask, [1, 2, 3], num_steps=K)[0],
+                           sample_aid(net_, load_actor(path), y, mask, [1, 2, 3], num_steps=K)[0])
+    trained = train_aid(net, data, str(tmp_path / "c"), iters=2, init_actor=path, num_steps_choices=[2, 3], **aware_kw)
+    assert trained.step_embed.linear.weight.abs().sum() > 0  # the step input is learned
+    back = load_actor(str(tmp_path / "c" / "actor.safetensors"))
+    assert back.config["step_aware"] and torch.equal(back.step_embed.linear.weight, trained.step_embed.linear.weight)
+    with pytest.raises(ValueError, match="init_actor .* another guidance module .*step_aware: True there, None here"):
+        train_aid(net, data, str(tmp_path / "d"), iters=1, init_actor=str(tmp_path / "c" / "actor.safetensors"), **kw)
+
+
 def test_warm_start_of_the_critic_from_another_runs_state(tmp_path):
     net, data = _problem()
     kw = dict(mask_kinds=["center_box"], batch=4, progress=False, masks_per_kind=4,

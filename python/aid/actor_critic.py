@@ -84,7 +84,7 @@ def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.G
     for k in range(cfg.num_steps):
         s, sn = sigmas[k].expand(B), sigmas[k + 1].expand(B)
         D = backbone(x, s)
-        a = actor(x, s, y, mask, D)
+        a = actor(x, s, y, mask, D, sn)
         if explore:
             a = a + s_lam * torch.randn(x.shape, generator=generator, device=x.device)
         X.append(x), Ds.append(D), As.append(a)
@@ -133,8 +133,9 @@ class AIDTrainer:
     def mean_action(self, X, Ds, x0, mask, y=None):
         """μ_φ(σ_k, X_k; y, m, D_k) for the rollout's states X, Ds [K, B, ...], with grad into the actor."""
         K, B = X.shape[:2]
-        s = self.sigmas[:K].repeat_interleave(B)
-        return self.actor(_merge(X), s, _tile(observed(x0, mask, y), K), _tile(mask, K), _merge(Ds)).view_as(X)
+        s, s_next = self.sigmas[:K].repeat_interleave(B), self.sigmas[1:K + 1].repeat_interleave(B)
+        return self.actor(_merge(X), s, _tile(observed(x0, mask, y), K), _tile(mask, K), _merge(Ds),
+                          s_next).view_as(X)
 
     def values(self, X, x0, mask, x_final, y=None):
         """V̂_k for k < K (with grad into the critic) and the anchored terminal V̂_K: [K + 1, B]."""

@@ -64,7 +64,7 @@ def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, so
     t0 = time.perf_counter()
     mask = mask.to(device, torch.float32)
     y = mask * y.to(device, torch.float32)  # the actor was trained on y = m⊙x0
-    guidance = lambda x, s, D: guidance_scale * actor(x, s, y, mask, D)  # noqa: E731
+    guidance = lambda x, s, D, sn: guidance_scale * actor(x, s, y, mask, D, sn)  # noqa: E731
     x = sample(backbone, seeds, num_steps=num_steps, solver=solver, guidance=guidance, progress=progress)
     if paste:
         x = aid_ext.mask_project(x, mask, y, torch.zeros(x.shape[0], device=device))

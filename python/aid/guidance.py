@@ -22,17 +22,34 @@ from torch import nn
 import aid_ext
 
 
-class NoiseEmbedding(nn.Module):
-    """Sinusoidal features of c_noise = ¼ ln σ, then a linear layer."""
+class ScalarEmbedding(nn.Module):
+    """SiLU(linear(sinusoidal features of one scalar c per sample)). zero_init: the embedding is ≡ 0 until
+    trained (SiLU(0) = 0), so a new input can be added to a trained module without changing its output."""
 
-    def __init__(self, dim: int, freqs: int = 8):
+    def __init__(self, dim: int, freqs: int = 8, zero_init: bool = False):
         super().__init__()
         self.register_buffer("freqs", 2.0 ** torch.arange(freqs, dtype=torch.float32) * math.pi / 8)
         self.linear = nn.Linear(2 * freqs, dim)
+        if zero_init:
+            nn.init.zeros_(self.linear.weight)
+            nn.init.zeros_(self.linear.bias)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        c = c.float()[:, None] * self.freqs
+        return F.silu(self.linear(torch.cat([c.sin(), c.cos()], dim=1)))
+
+
+class NoiseEmbedding(ScalarEmbedding):
+    """The embedding of c_noise = ¼ ln σ."""
 
     def forward(self, sigma: torch.Tensor) -> torch.Tensor:
-        c = (sigma.float().log() / 4)[:, None] * self.freqs
-        return F.silu(self.linear(torch.cat([c.sin(), c.cos()], dim=1)))
+        return super().forward(sigma.float().log() / 4)
+
+
+def step_fraction(sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+    """ln(Δr/σ) = ln(1 − σ_next/σ) ∈ (−∞, 0]: how much of the remaining noise one step removes (0 on the last
+    step, to σ = 0). The same σ is a large step on a 5-step grid and a small one on a 35-step grid."""
+    return torch.log1p(-(sigma_next / sigma).float())
 
 
 class FiLMBlock(nn.Module):
@@ -95,27 +112,37 @@ class GuidanceModule(nn.Module):
                  emb: int = 32,                # Noise-embedding size.
                  use_denoised: bool = True,    # Feed the backbone's D(x; σ) to the actor (spec's default).
                  output_scaling: str = "none", # u = h ("none") or u = h/σ ("inv_sigma"); see the module doc.
-                 sigma_data: float = 0.5):     # The backbone's σ_data (for c_in).
+                 sigma_data: float = 0.5,      # The backbone's σ_data (for c_in).
+                 step_aware: bool = False):    # Also embed the step, ln(Δr/σ) (needs sigma_next): one module
+                                               # for several K sees which grid it is on (step_fraction).
         super().__init__()
         if output_scaling not in ("none", "inv_sigma"):
             raise ValueError(f"GuidanceModule: output_scaling must be 'none' or 'inv_sigma', got {output_scaling!r}")
         self.config = dict(img_channels=img_channels, width=width, depth=depth, levels=levels, emb=emb,
                            use_denoised=use_denoised, output_scaling=output_scaling, sigma_data=sigma_data)
+        if step_aware:  # only then, so that the configs (and files) of modules without it are unchanged
+            self.config["step_aware"] = True
         self.output_scaling = output_scaling
         self.use_denoised, self.sigma_data = use_denoised, sigma_data
         cin = 2 * img_channels + 1 + (img_channels if use_denoised else 0)
         self.embed = NoiseEmbedding(emb)
+        self.step_embed = ScalarEmbedding(emb, zero_init=True) if step_aware else None
         self.body = FiLMUNet(cin, width, emb, levels, depth)
         self.norm_out = nn.GroupNorm(min(8, width // 4), width)
         self.conv_out = nn.Conv2d(width, img_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # u ≡ 0 at initialization: the unguided backbone
         nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, x, sigma, y, mask, denoised=None):
-        """x, y, denoised: [B, C, H, W]; mask [B, 1, H, W]; sigma [B]. Returns u (shaped like x)."""
+    def forward(self, x, sigma, y, mask, denoised=None, sigma_next=None):
+        """x, y, denoised: [B, C, H, W]; mask [B, 1, H, W]; sigma, sigma_next (the step's target σ) [B].
+        Returns u (shaped like x). sigma_next is read only by a step-aware module."""
         if self.use_denoised and denoised is None:
             raise ValueError("GuidanceModule: this module was built with use_denoised=True; pass denoised=D(x; σ)")
         t = self.embed(sigma)
+        if self.step_embed is not None:
+            if sigma_next is None:
+                raise ValueError("GuidanceModule: this module was built with step_aware=True; pass sigma_next")
+            t = t + self.step_embed(step_fraction(sigma, sigma_next))
         h = self.body(_inputs(x, sigma, y, mask, denoised if self.use_denoised else None, self.sigma_data), t)
         h = self.conv_out(F.silu(self.norm_out(h)))
         return h / sigma.view(-1, 1, 1, 1).to(h.dtype) if self.output_scaling == "inv_sigma" else h

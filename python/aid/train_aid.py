@@ -105,11 +105,16 @@ def build_trainers(backbone, cfg: ACConfig, actor_kwargs: dict, critic_kwargs: d
 
 
 def warm_start(actor: GuidanceModule, path: str) -> None:
-    """Load an actor.safetensors' weights into actor (same configuration required)."""
+    """Load an actor.safetensors' weights into actor (same configuration required, except that a step-aware
+    actor may start from one without the step input: its step embedding starts at zero, so training begins
+    from exactly the loaded field)."""
     _, config, _ = read_metadata(path)
-    if config != actor.config:
+    adds_step = bool(actor.config.get("step_aware")) and not config.get("step_aware")
+    if {**config, **({"step_aware": True} if adds_step else {})} != actor.config:
         raise ValueError(f"train_aid: init_actor {path} is another guidance module ({described(config, actor.config)})")
-    actor.load_state_dict(load_file(path, device=str(next(actor.parameters()).device)), strict=True)
+    state = load_file(path, device=str(next(actor.parameters()).device))
+    missing, _ = actor.load_state_dict(state, strict=not adds_step)
+    assert all(k.startswith("step_embed.") for k in missing), missing  # the configs matched
 
 
 def warm_start_critic(critic: Critic, path: str) -> None:

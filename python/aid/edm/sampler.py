@@ -12,8 +12,8 @@ import torch
 
 import aid_ext
 
-# guidance(x, sigma, denoised) -> u, the additive control of AID-METHOD.md §2 (or None).
-Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# guidance(x, sigma, denoised, sigma_next) -> u, the additive control of AID-METHOD.md §2 (or None).
+Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def edm_sigmas(num_steps: int, sigma_min=0.002, sigma_max=80.0, rho=7.0, device=None,
@@ -72,7 +72,7 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
     """Draw len(seeds) images with the deterministic EDM sampler.
 
     net          an EDMPrecond-like callable D(x, sigma[B]) (frozen backbone).
-    guidance     u = guidance(x, sigma, D): added as Δr·u after each step (AID's control).
+    guidance     u = guidance(x, sigma, D, sigma_next): added as Δr·u after each step (AID's control).
     mask, y      [B, 1|C, H, W] (1 = known) and the known image: when given, the known pixels
                  are replaced by y noised to σ_{i+1} after every step (replacement / projection),
                  with noise from each image's generator; the last step pastes y exactly.
@@ -95,7 +95,7 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
     for i in _progress(range(num_steps), progress, f"EDM {solver} sampling"):
         s, sn = sigmas[i].expand(B), sigmas[i + 1].expand(B)
         D = D_of(x, s)
-        u = None if guidance is None else guidance(x, s, D)
+        u = None if guidance is None else guidance(x, s, D, sn)
         z = None if mask is None else randn_per_sample(gens, shape, device)
         heun = solver == "heun" and i < num_steps - 1  # no correction on the last step (σ_N = 0)
         x = guided_step(D_of, x, D, s, sn, u=u, heun=heun, mask=mask, y=y, z=z)
