@@ -94,6 +94,20 @@ def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, bac
         sq.main(small + ["--out", str(tmp_path / "c"), "--images", "5", "--merge", a])
 
 
+def test_one_cell_serves_every_target_it_is_nearest_to(fmnist, backbone, tmp_path):
+    small = ["--quick", "--backbone", backbone, "--images", "4", "--batch", "4", "--fd-min-images", "4",
+             "--masks", "center_box", "--methods", "dps"]  # DPS costs 2 per step: targets 2 and 3 both give 1 step
+    a, b, c = (str(tmp_path / n) for n in ("a", "b", "c"))
+    sq.main(small + ["--out", a, "--nfe", "2"])
+    sq.main(small + ["--out", a, "--nfe", "3", "--resume"])  # resumed with another target: nothing to run
+    sq.main(small + ["--out", b, "--nfe", "3"])
+    sq.main(small + ["--out", c, "--nfe", "2", "--merge", b])  # the merged cell also serves this call's target
+    for folder, runs in ((a, 2), (c, 2)):
+        res = json.load(open(os.path.join(folder, "results.json")))
+        assert list(res["cells"]) == ["center_box/dps/1"] and len(res["runs"]) == runs
+        assert res["cells"]["center_box/dps/1"]["targets"] == [2, 3]
+
+
 def test_nfe_to_steps_rule():
     rp = sq.defaults(sq.METHODS["repaint"])
     assert [sq.steps_for("paste", t, {}) for t in (5, 9, 19, 35)] == [5, 9, 19, 35]

@@ -216,9 +216,16 @@ def start_results(path: str, setup: dict, resume: bool) -> dict:
     return res
 
 
+def add_roles(cell: dict, other: dict) -> None:
+    """Give a measured cell the targets and the default flag of another request for the same setting (RePaint's
+    nearest cost to both 19 and 35 is 10 steps: one cell serves both targets)."""
+    cell["targets"] = sorted(set(cell["targets"]) | set(other["targets"]))
+    cell["default"] = cell["default"] or other["default"]
+
+
 def merge_from(res: dict, examples: dict, folder: str) -> None:
     """Fold in the cells of another results folder made with the same settings (e.g. part of the grid run
-    by another process or machine); cells already in res are kept."""
+    by another process or machine); cells already in res are kept (with the other's targets added)."""
     with open(os.path.join(folder, "results.json")) as f:
         other = json.load(f)
     differ = setup_differences(other["setup"], res["setup"]) + setup_differences(res["setup"], other["setup"])
@@ -227,6 +234,8 @@ def merge_from(res: dict, examples: dict, folder: str) -> None:
     offset = len(res["runs"])
     res["runs"] += other["runs"]
     new = {k: dict(c, run=c["run"] + offset) for k, c in other["cells"].items() if k not in res["cells"]}
+    for k in other["cells"].keys() & res["cells"].keys():
+        add_roles(res["cells"][k], other["cells"][k])
     res["cells"].update(new)
     res["setup"]["modules"].update(other["setup"]["modules"])
     res.setdefault("hole_fraction", {}).update(other.get("hole_fraction", {}))
@@ -367,6 +376,9 @@ def benchmark(a, skipped_methods: dict) -> None:
     res.setdefault("hole_fraction", {}).update({k: float(1 - m.mean()) for k, m in masks.items()})
     todo = [dict(mask=kind, method=name, **pt) for kind in a.masks for name, fn in methods.items()
             for pt in points(name, fn, a.nfe, not a.no_default_nfe)]
+    for c in todo:
+        if key_of(c) in res["cells"]:
+            add_roles(res["cells"][key_of(c)], c)
     todo = [c for c in todo if key_of(c) not in res["cells"]]
     print(f"{len(res['cells'])} cells already in {json_path}; {len(todo)} to run; skipped methods: "
           + ("; ".join(f"{k} ({v})" for k, v in res["skipped"].items()) or "none"), flush=True)
