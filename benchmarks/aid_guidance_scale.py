@@ -10,7 +10,8 @@ sampling + paste. For each mask kind × NFE × s this inpaints the speed–quali
 and masks with the same seeds and metrics (aid.speed_quality), and writes OUT/scale.json,
 OUT/scale.md and OUT/scale.png (hole PSNR against FD_fmnist, one panel per mask kind and NFE; with
 --reference, the baselines' cells of a speed_quality results.json at the same NFE and image count
-are drawn as points). Resumable: the cells in OUT/scale.json are kept. A report, not a selection:
+are drawn as points). Resumable: the cells in OUT/scale.json are kept, and the reports cover all
+of them (at this --images). A report, not a selection:
 these are test images, so no s is chosen here.
 """
 from __future__ import annotations
@@ -38,13 +39,14 @@ def scale_cell(net, actor, gt, mask, nfe: int, s: float, batch: int) -> dict:
     return dict(seconds_per_image=seconds / len(gt), **cell_metrics(x, gt, mask, fd_min=len(gt)))
 
 
-def reference_points(path: str, masks: list[str], nfes: list[int], images: int) -> list[dict]:
-    """The cells of a speed_quality results.json at these masks and target costs with the same image count."""
+def reference_points(path: str, panels: set[tuple[str, int]], images: int) -> list[dict]:
+    """The baseline cells of a speed_quality results.json in these (mask kind, target cost) panels with the same
+    image count."""
     with open(path) as f:
         cells = json.load(f)["cells"].values()
     return [dict(panel=f"{c['mask']}, {t} NFE", curve=c["method"], fd_fmnist=c["fd_fmnist"], hole_psnr=c["hole_psnr"])
             for c in cells for t in c["targets"]
-            if c["mask"] in masks and t in nfes and c["images"] == images and c["method"] != "aid"]
+            if (c["mask"], t) in panels and c["images"] == images and c["method"] != "aid"]
 
 
 def markdown(cells: list[dict]) -> str:
@@ -86,14 +88,16 @@ def main(argv=None) -> None:
         res["cells"][f"{k}/{n}/{s:g}/{a.images}"] = dict(mask=k, nfe=n, scale=s, images=a.images,
                                                          **scale_cell(net, actor, gt, mask, n, s, a.batch))
         write_json(path, res)
-    cells = [c for c in res["cells"].values() if c["mask"] in a.masks and c["nfe"] in a.nfe and c["images"] == a.images]
-    cells.sort(key=lambda c: (a.masks.index(c["mask"]), c["nfe"], c["scale"]))
+    # The report covers every cell of OUT with this image count, not only this call's masks and NFE.
+    cells = sorted((c for c in res["cells"].values() if c["images"] == a.images),
+                   key=lambda c: (KINDS.index(c["mask"]), c["nfe"], c["scale"]))
     with open(os.path.join(a.out, "scale.md"), "w") as f:
         f.write(markdown(cells))
     label = f"aid, s = {', '.join(f'{s:g}' for s in sorted({c['scale'] for c in cells}))}"
     points = [dict(panel=f"{c['mask']}, {c['nfe']} NFE", curve=label, fd_fmnist=c["fd_fmnist"],
                    hole_psnr=c["hole_psnr"]) for c in cells]
-    points += reference_points(a.reference, a.masks, a.nfe, a.images) if a.reference else []
+    if a.reference:
+        points += reference_points(a.reference, {(c["mask"], c["nfe"]) for c in cells}, a.images)
     curve_panels(points, os.path.join(a.out, "scale.png"), x="fd_fmnist", ys=[("hole_psnr", "hole PSNR (dB)")],
                  panel="panel", curve="curve", xlabel="FD_fmnist (lower is better)", logx=False,
                  title=f"AID with its field scaled by s, {a.images} test images per point")

@@ -233,10 +233,13 @@ def test_guidance_scale_sweep_zero_is_paste_resumes_and_draws_the_reference(fmni
     assert cells["center_box/5/0/8"]["hole_psnr"] == paste["hole_psnr"]
     assert cells["center_box/5/0/8"]["fd_fmnist"] == pytest.approx(paste["fd_fmnist"], rel=1e-5)
     assert cells["center_box/5/1/8"]["hole_psnr"] != paste["hole_psnr"]
-    assert len(gs.reference_points(os.path.join(q_out, "results.json"), ["center_box"], [5], 8)) == len(sq.QUICK["methods"])
+    assert len(gs.reference_points(os.path.join(q_out, "results.json"), {("center_box", 5)}, 8)) == len(sq.QUICK["methods"])
     os.remove(tmp_path / "gs" / "scale.png")
     gs.main(args)  # resumed: nothing to run, the reports written again
     assert json.load(open(tmp_path / "gs" / "scale.json"))["cells"] == cells
     assert os.path.getsize(tmp_path / "gs" / "scale.png") > 0
+    gs.main(args[:-7] + ["--scales", "0", "--masks", "pixels70"])  # another mask kind, then this one again:
+    gs.main(args)  # the reports cover every cell of OUT, not only this call's
+    assert "| pixels70 | 5 | 0 |" in open(tmp_path / "gs" / "scale.md").read()
     with pytest.raises(SystemExit):
         gs.main(args[:-2] + ["--scales", "-1"])
