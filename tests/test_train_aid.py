@@ -257,6 +257,16 @@ def test_a_step_aware_actor_warm_starts_from_a_plain_one_and_samples_as_it_did(t
     assert back.config["step_aware"] and torch.equal(back.step_embed.linear.weight, trained.step_embed.linear.weight)
     with pytest.raises(ValueError, match="init_actor .* another guidance module .*step_aware: True there, None here"):
         train_aid(net, data, str(tmp_path / "d"), iters=1, init_actor=str(tmp_path / "c" / "actor.safetensors"), **kw)
+    only_step = train_aid(net, data, str(tmp_path / "e"), iters=2, init_actor=path, actor_trainable="step_embed",
+                          num_steps_choices=[2, 3], **aware_kw)  # the field kept, only the step input learned
+    for name, value in only_step.state_dict().items():
+        if name.startswith("step_embed.linear"):
+            assert value.abs().sum() > 0, name
+        elif not name.startswith("step_embed"):
+            assert torch.equal(value, warm.state_dict()[name]), name
+    assert _state(str(tmp_path / "e"))["setup"]["actor_trainable"] == "step_embed"
+    with pytest.raises(ValueError, match="actor_trainable 'head' names no parameter .*step_embed"):
+        train_aid(net, data, str(tmp_path / "f"), iters=1, actor_trainable="head", **aware_kw)
 
 
 def test_warm_start_of_the_critic_from_another_runs_state(tmp_path):

@@ -170,7 +170,7 @@ class AIDTrainer:
             loss = self.lookahead_cost(X, Ds, As, x_final, x0, mask, y)
         else:
             loss = (delta * self.log_prob(X, Ds, As, x0, mask, y)).sum(0).mean()
-        params = list(self.actor.parameters())
+        params = [p for p in self.actor.parameters() if p.requires_grad]  # all but what a fine-tune froze
         grads = torch.autograd.grad(loss, params)  # into the actor only (the lookahead also reaches the critic)
         for p, g in zip(params, grads):
             p.grad = g

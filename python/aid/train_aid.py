@@ -128,6 +128,16 @@ def warm_start_critic(critic: Critic, path: str) -> None:
     critic.load_state_dict(s["trainer"]["critic"], strict=True)
 
 
+def freeze_all_but(actor: GuidanceModule, prefix: str) -> None:
+    """requires_grad only for the actor's parameters named prefix…; the trainer then updates just those."""
+    names = [n for n, _ in actor.named_parameters() if n.startswith(prefix)]
+    if not names:
+        raise ValueError(f"train_aid: actor_trainable {prefix!r} names no parameter of the guidance module "
+                         f"(it has {', '.join(sorted({n.split('.')[0] for n, _ in actor.named_parameters()}))})")
+    for n, p in actor.named_parameters():
+        p.requires_grad_(n in names)
+
+
 def draw_shard(data, pool, gen: torch.Generator, batch: int, rank: int, world: int, steps: list[int]):
     """This rank's rows of a global batch drawn from the shared generator: (x0, mask, K)."""
     idx = torch.randint(len(data), (batch,), generator=gen)
@@ -230,7 +240,7 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
               critic_kwargs=None, mask_kinds, iters: int, batch: int = 64, seed: int = 0, progress=True,
               max_seconds=None, snapshot_every=500, log_every=10, masks_per_kind=1000,
               num_steps_choices=None, init_actor: str | None = None, init_critic: str | None = None,
-              keep_snapshots=False) -> GuidanceModule:
+              actor_trainable: str | None = None, keep_snapshots=False) -> GuidanceModule:
     """Train AID's actor (and critic) on data [N, C, H, W] in [-1, 1] with masks of the given kinds;
     resumes from run_dir/state.pt (refused if the setup differs). Returns the actor.
 
@@ -240,6 +250,8 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     init_actor     an actor.safetensors to start the actor from (a warm start: the critic and Adam start
                    fresh, and cfg.critic_warmup fits the critic to the warm-started actor first).
     init_critic    a state.pt of another run (its actor.safetensors' companion) to start the critic from.
+    actor_trainable  a parameter-name prefix: train only the actor's parameters whose names start with it, e.g.
+                   "step_embed" to teach a warm-started module the step input while its field stays put.
     masks_per_kind a fixed pool per kind, from seeds disjoint from aid.masks.benchmark_masks'.
     keep_snapshots also keep every snapshot's actor as run_dir/actor_ITER.safetensors (for choosing
                    one on a validation split: benchmarks/tune_baselines.py --aid).
@@ -257,11 +269,14 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
         critic=trainer.critic.config, mask_kinds=list(mask_kinds), masks_per_kind=masks_per_kind, batch=batch,
         seed=seed, world_size=world, backbone=dict(cls=type(backbone).__name__, params=n_params(backbone)),
         init_actor=init_actor and sha256_of(init_actor),
-        **({"init_critic": sha256_of(init_critic)} if init_critic else {}))))  # absent: older runs still resume
+        **({"init_critic": sha256_of(init_critic)} if init_critic else {}),  # absent: older runs still resume
+        **({"actor_trainable": actor_trainable} if actor_trainable else {}))))
     if init_actor:
         warm_start(trainer.actor, init_actor)
     if init_critic:
         warm_start_critic(trainer.critic, init_critic)
+    if actor_trainable:
+        freeze_all_but(trainer.actor, actor_trainable)
     pool = mask_pool(list(mask_kinds), masks_per_kind, backbone.img_resolution, TRAIN_MASK_SEED + seed)
     data_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device).manual_seed((seed + 1) * 1_000_003 + rank)
@@ -348,6 +363,8 @@ def parser() -> argparse.ArgumentParser:
                    help="also keep each snapshot's actor as actor_ITER.safetensors (to choose one on validation)")
     p.add_argument("--init-actor", default=None, help="warm start: an actor.safetensors to start the actor from")
     p.add_argument("--init-critic", default=None, help="warm start: another run's state.pt to start the critic from")
+    p.add_argument("--actor-trainable", default=None, metavar="PREFIX",
+                   help="train only the actor's parameters whose names start with PREFIX (e.g. step_embed)")
     p.add_argument("--actor", default="{}", help="GuidanceModule keyword arguments as JSON, e.g. '{\"width\": 32}'")
     p.add_argument("--critic", default="{}", help="Critic keyword arguments as JSON")
     for f in AC_OPTIONS:  # every ACConfig option, with its default
@@ -370,7 +387,8 @@ def main(argv=None):
                       critic_kwargs=json.loads(a.critic), mask_kinds=a.mask_kinds.split(","), iters=a.iters,
                       batch=a.batch, seed=a.seed, max_seconds=a.max_seconds, snapshot_every=a.snapshot_every,
                       masks_per_kind=a.masks_per_kind, num_steps_choices=steps if len(steps) > 1 else None,
-                      init_actor=a.init_actor, init_critic=a.init_critic, keep_snapshots=a.keep_snapshots)
+                      init_actor=a.init_actor, init_critic=a.init_critic, actor_trainable=a.actor_trainable,
+                      keep_snapshots=a.keep_snapshots)
     if rank_and_world()[0] == 0:
         print(f"guidance module: {n_params(actor):,} parameters ({n_params(actor) / n_params(backbone):.2%} of the "
               f"backbone), {os.path.join(a.run_dir, 'actor.safetensors')}")
