@@ -61,6 +61,8 @@ def test_quick_writes_every_output_with_finite_numbers(quick):
         assert c["vjp"] == (c["num_steps"] if c["method"] == "pigdm" else 0)
     md = open(os.path.join(out, "results.md")).read()
     assert all(f"## {k}" in md for k in q["masks"]) and "| pigdm | 2 + 2 | 2 |" in md
+    summary_5 = md.split("| method (cost ≈ 5) | center_box | pixels70 |")[1].split("\n\n")[0]
+    assert summary_5.count("\n| ") == len(q["methods"]) and summary_5.count("**") >= 2 * len(q["masks"])  # ties share the bold
     run = res["runs"][0]
     assert run["machine"]["torch_threads"] >= 1 and run["versions"]["torch"] == torch.__version__
 

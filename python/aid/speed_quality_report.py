@@ -32,14 +32,48 @@ def fmt(v, spec: str) -> str:
     return format(v, spec) if isinstance(v, (int, float)) else "–"
 
 
+def summary(cells: list[dict], chosen, title: str, images: int) -> list[str]:
+    """A methods × mask kinds table of hole PSNR / FD_fmnist over the cells that chosen(cell) selects (at most one
+    per method and mask kind), the best hole PSNR of each column in bold; each method's cost (NFE + VJP) in its
+    row, and a cell's image count where it is not the benchmark's."""
+    kinds = list(dict.fromkeys(c["mask"] for c in cells))
+    picked = {(c["method"], c["mask"]): c for c in cells if chosen(c)}
+    best = {k: max((c["hole_psnr"] for (_, k_), c in picked.items() if k_ == k), default=None) for k in kinds}
+
+    def entry(c):
+        psnr = f"{c['hole_psnr']:.2f}"
+        return ((f"**{psnr}**" if c["hole_psnr"] == best[c["mask"]] else psnr) + f" / {fmt(c['fd_fmnist'], '.3g')}"
+                + ("" if c["images"] == images else f" ({c['images']} images)"))
+    lines = ["", f"| {title} | " + " | ".join(kinds) + " |", "|---|" + "---:|" * len(kinds)]
+    for m in dict.fromkeys(c["method"] for c in cells):
+        row = [picked.get((m, k)) for k in kinds]
+        if any(row):
+            costs = "/".join(dict.fromkeys(str(c["cost"]) for c in row if c))
+            lines.append(f"| {m} ({costs}) | " + " | ".join(entry(c) if c else "–" for c in row) + " |")
+    return lines
+
+
+def summaries(cells: list[dict], images: int) -> list[str]:
+    """Hole PSNR / FD_fmnist at each target cost of the grid, then at each method's default."""
+    lines = ["## Summary: hole PSNR (dB) / FD_fmnist, by target cost", "",
+             "A method's cost (NFE + VJP) is in brackets: the nearest its step rule reaches to the target. "
+             "Bold: the best hole PSNR of the column."]
+    for t in sorted({t for c in cells for t in c["targets"]}):
+        lines += summary(cells, lambda c, t=t: t in c["targets"], f"method (cost ≈ {t})", images)
+    if any(c["default"] for c in cells):
+        lines += summary(cells, lambda c: c["default"], "method (its default cost)", images)
+    return lines + [""]
+
+
 def markdown(res: dict) -> str:
-    """One table per mask kind, with the setup and the rules above them."""
+    """Summary tables, then one table per mask kind, with the setup and the rules above them."""
     s, cells = res["setup"], ordered(res["cells"])
     lines = ["# Speed–quality benchmark", "", f"Backbone sha256 {s['backbone_sha256'][:16]}…, {s['images']} images "
              f"per cell, FD_fmnist from {s['fd_min_images']} images. How it was measured:", "",
              "```", res["rules"].strip(), "```", ""]
     lines += [f"- run {i}: {r['date']}, {machine_line(r['machine'])}" for i, r in enumerate(res["runs"])] + [""]
     lines += [f"- **{k}** skipped: {v}" for k, v in res["skipped"].items()]
+    lines += summaries(cells, s["images"])
     for kind in dict.fromkeys(c["mask"] for c in cells):
         lines += ["", f"## {kind} (hole: {res['hole_fraction'][kind]:.0%} of the pixels)", "",
                   "| method | NFE (+VJP) | steps | hole PSNR (dB) | PSNR (dB) | SSIM | FD_fmnist | KD_fmnist | "
