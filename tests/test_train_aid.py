@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import ProcessExitedException
 
 import aid.actor_critic
+import aid.guidance
 from aid.actor_critic import ACConfig
 from aid.baselines import paste as paste_baseline
 from aid.checkpoint import read_metadata, save_module
@@ -353,3 +354,23 @@ def test_sample_aid_bad_inputs(tmp_path):
     for bad in (-0.5, float("nan")):
         with pytest.raises(ValueError, match="guidance_scale must be >= 0"):
             sample_aid(net, actor, y, mask, [1, 2, 3], guidance_scale=bad)
+
+
+def test_scale_objective_is_the_trainers_J_at_one_and_pure_psi_at_zero(monkeypatch):
+    """benchmarks/aid_scale_objective.py: at s = 1 its J is AIDTrainer.evaluate's (same rollout, same noise); at
+    s = 0 the control energy is 0 and J = Ψ; a stronger field costs more energy here."""
+    import importlib
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    objective = importlib.import_module("aid_scale_objective").objective
+    net, data = _problem()
+    mask = masks("center_box", 8, 8, 0)
+    torch.manual_seed(0)
+    actor = GuidanceModule(1, width=8, depth=1, emb=8)
+    torch.nn.init.normal_(actor.conv_out.weight, std=0.1)
+    cfg = ACConfig(num_steps=4)
+    trainer = aid.actor_critic.AIDTrainer(net, actor, aid.guidance.Critic(1, width=8, emb=8), cfg)
+    at_one = objective(net, actor, data[:8], mask, cfg, 1.0)
+    assert at_one["J"] == pytest.approx(trainer.evaluate(data[:8], mask, torch.Generator().manual_seed(0)), rel=1e-6)
+    at_zero = objective(net, actor, data[:8], mask, cfg, 0.0)
+    assert at_zero["energy"] == 0 and at_zero["J"] == at_zero["psi"]
+    assert objective(net, actor, data[:8], mask, cfg, 2.0)["energy"] > at_one["energy"] > 0
