@@ -1,4 +1,4 @@
-"""Is AID's trained field optimal for its own objective along the scale direction? J(s·μ_φ) on held-out images.
+"""Is AID's trained field optimal for its own objective along the scale direction? J(s·μ_φ) on validation images.
 
     python benchmarks/aid_scale_objective.py --out runs/gsj [--scales 0.75 1 1.25 1.5] [--steps 5 9 19]
         [--aid PATH ...] [--images 64]
@@ -11,9 +11,9 @@ optimal for J along that direction, and a stronger field has to come from the ob
 more training; if J still falls for s > 1, the actor under-steers for its own objective.
 
 For each module × mask kind × K × s: J, Ψ and the control energy of the deterministic guided rollout (no
-exploration; the same starting noise for every module and s) on the validation split of tune_baselines.py
-(the last --images training images, masks from its VALIDATION_MASK_SEED). Writes OUT/objective.json and
-OUT/objective.md.
+exploration; the same starting noise for every module and s) on the validation split of tune_baselines.py:
+the last --images training images (AID trained on the whole training split, so only the masks, from its
+VALIDATION_MASK_SEED, are held out). Writes OUT/objective.json and OUT/objective.md.
 """
 from __future__ import annotations
 

@@ -267,7 +267,27 @@ def test_a_step_aware_actor_warm_starts_from_a_plain_one_and_samples_as_it_did(t
             assert torch.equal(value, warm.state_dict()[name]), name
     assert _state(str(tmp_path / "e"))["setup"]["actor_trainable"] == "step_embed"
     with pytest.raises(ValueError, match="actor_trainable 'head' names no parameter .*step_embed"):
-        train_aid(net, data, str(tmp_path / "f"), iters=1, actor_trainable="head", **aware_kw)
+        train_aid(net, data, str(tmp_path / "f"), iters=1, init_actor=path, actor_trainable="head", **aware_kw)
+    with pytest.raises(ValueError, match="actor_trainable fine-tunes part of a trained actor; pass init_actor"):
+        train_aid(net, data, str(tmp_path / "g"), iters=1, actor_trainable="step_embed", **aware_kw)
+
+
+def test_a_step_aware_actor_sees_the_same_step_in_rollout_training_and_sampling():
+    """σ_next is σ_{k+1} of the grid in the rollout, in the trainer's batched re-evaluation and in the sampler."""
+    net, data = _problem()
+    torch.manual_seed(0)
+    actor = GuidanceModule(1, width=8, depth=1, emb=8, step_aware=True)
+    for p in (actor.step_embed.linear.weight, actor.conv_out.weight):
+        torch.nn.init.normal_(p, std=0.5)  # a field that depends on the step
+    mask, cfg = masks("center_box", 4, 8, 0), ACConfig(num_steps=4)
+    trainer = aid.actor_critic.AIDTrainer(net, actor, aid.guidance.Critic(1, width=8, emb=8), cfg)
+    X, Ds, A, _ = aid.actor_critic.rollout(net, actor, data[:4], mask, trainer.sigmas, cfg,
+                                           torch.Generator().manual_seed(0), explore=False)
+    with torch.no_grad():
+        torch.testing.assert_close(trainer.mean_action(X, Ds, data[:4], mask), A, rtol=1e-5, atol=1e-6)
+    seen = []
+    sample(net, [0], num_steps=4, solver="euler", guidance=lambda x, s, D, sn: seen.append(sn) or torch.zeros_like(x))
+    torch.testing.assert_close(torch.cat(seen), trainer.sigmas[1:])
 
 
 def test_warm_start_of_the_critic_from_another_runs_state(tmp_path):

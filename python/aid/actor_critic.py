@@ -131,7 +131,7 @@ class AIDTrainer:
         return self.critic(_merge(X), s, _tile(observed(x0, mask, y), J), _tile(mask, J), _tile(x0, J)).view(J, B)
 
     def mean_action(self, X, Ds, x0, mask, y=None):
-        """μ_φ(σ_k, X_k; y, m, D_k) for the rollout's states X, Ds [K, B, ...], with grad into the actor."""
+        """μ_φ(σ_k, X_k; y, m, D_k, σ_{k+1}) for the rollout's states X, Ds [K, B, ...], with grad into the actor."""
         K, B = X.shape[:2]
         s, s_next = self.sigmas[:K].repeat_interleave(B), self.sigmas[1:K + 1].repeat_interleave(B)
         return self.actor(_merge(X), s, _tile(observed(x0, mask, y), K), _tile(mask, K), _merge(Ds),

@@ -102,7 +102,7 @@ def _inputs(x, sigma, y, mask, denoised, sigma_data):
 
 
 class GuidanceModule(nn.Module):
-    """The actor μ_φ(σ, x; y, m, D) → u, shaped like x."""
+    """The actor μ_φ(σ, x; y, m, D) → u, shaped like x (step-aware: μ_φ(σ, x; y, m, D, σ_next))."""
 
     def __init__(self,
                  img_channels: int,            # C of the backbone's images.

@@ -2,6 +2,7 @@
 table per mask kind), quality_vs_nfe.png, quality_vs_seconds.png and examples.png."""
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -38,7 +39,8 @@ def summary(cells: list[dict], chosen, title: str, images: int) -> list[str]:
     row, and a cell's image count where it is not the benchmark's."""
     kinds = list(dict.fromkeys(c["mask"] for c in cells))
     picked = {(c["method"], c["mask"]): c for c in cells if chosen(c)}
-    best = {k: max((c["hole_psnr"] for (_, k_), c in picked.items() if k_ == k), default=None) for k in kinds}
+    best = {k: max((c["hole_psnr"] for (_, k_), c in picked.items() if k_ == k and math.isfinite(c["hole_psnr"])),
+                   default=None) for k in kinds}
 
     def entry(c):
         psnr = f"{c['hole_psnr']:.2f}"

@@ -129,8 +129,10 @@ def warm_start_critic(critic: Critic, path: str) -> None:
 
 
 def freeze_all_but(actor: GuidanceModule, prefix: str) -> None:
-    """requires_grad only for the actor's parameters named prefix…; the trainer then updates just those."""
-    names = [n for n, _ in actor.named_parameters() if n.startswith(prefix)]
+    """requires_grad only for the actor's parameters under the dotted prefix (whole name parts: "body.down.1" is
+    not "body.down.10"); the trainer then updates just those."""
+    prefix = prefix.rstrip(".")
+    names = [n for n, _ in actor.named_parameters() if n == prefix or n.startswith(prefix + ".")]
     if not names:
         raise ValueError(f"train_aid: actor_trainable {prefix!r} names no parameter of the guidance module "
                          f"(it has {', '.join(sorted({n.split('.')[0] for n, _ in actor.named_parameters()}))})")
@@ -276,6 +278,8 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     if init_critic:
         warm_start_critic(trainer.critic, init_critic)
     if actor_trainable:
+        if not init_actor:  # a fresh actor's zero output layer gives every other parameter a zero gradient
+            raise ValueError("train_aid: actor_trainable fine-tunes part of a trained actor; pass init_actor too")
         freeze_all_but(trainer.actor, actor_trainable)
     pool = mask_pool(list(mask_kinds), masks_per_kind, backbone.img_resolution, TRAIN_MASK_SEED + seed)
     data_gen = torch.Generator().manual_seed(seed)
