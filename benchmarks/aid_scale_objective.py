@@ -25,7 +25,7 @@ from dataclasses import replace
 import torch
 from tqdm.auto import tqdm
 
-from aid.actor_critic import ACConfig, control_cost, rollout, terminal_cost
+from aid.actor_critic import ACConfig, guided_costs
 from aid.checkpoint import read_metadata
 from aid.data import fashion_mnist
 from aid.deploy import DEFAULT_GUIDANCE, load_actor
@@ -38,10 +38,8 @@ from tune_baselines import MASK_KINDS, VALIDATION_MASK_SEED
 def objective(net, actor, x0, mask, cfg: ACConfig, s: float) -> dict:
     """Mean J, Ψ and control energy over the images of the rollout with u = s·μ_φ and cfg.num_steps Euler steps."""
     sigmas = edm_sigmas(cfg.num_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, x0.device, torch.float32)
-    _, _, u, x_final = rollout(net, lambda *inputs: s * actor(*inputs), x0, mask, sigmas, cfg,
-                               torch.Generator(x0.device).manual_seed(0), explore=False)
-    energy = control_cost(u, sigmas, cfg.beta).sum(0)
-    psi = terminal_cost(x_final, x0, mask, cfg.w_hole)
+    energy, psi = guided_costs(net, lambda *inputs: s * actor(*inputs), x0, mask, sigmas, cfg,
+                               torch.Generator(x0.device).manual_seed(0))
     return dict(J=(energy + psi).mean().item(), psi=psi.mean().item(), energy=energy.mean().item())
 
 

@@ -108,6 +108,12 @@ def control_cost(actions: torch.Tensor, sigmas: torch.Tensor, beta: float) -> to
     return 0.5 * beta * actions.flatten(2).square().sum(2) * dr
 
 
+def guided_costs(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.Generator, y=None):
+    """The deterministic guided rollout's control energy Σ_k (β/2)Δr_k‖μ_k‖² and terminal cost Ψ, per image [B]."""
+    _, _, As, x_final = rollout(backbone, actor, x0, mask, sigmas, cfg, generator, explore=False, y=y)
+    return control_cost(As, sigmas, cfg.beta).sum(0), terminal_cost(x_final, x0, mask, cfg.w_hole)
+
+
 class AIDTrainer:
     """Holds the actor μ_φ, the critic NN_θ and their optimizers; `step(x0, mask)` is one iteration."""
 
@@ -233,11 +239,8 @@ class AIDTrainer:
     @torch.no_grad()
     def evaluate(self, x0, mask, generator, y=None) -> float:
         """J(μ): the deterministic guided cost E[∫(β/2)‖μ‖²dr + Ψ], estimated on a batch."""
-        _, _, As, x_final = rollout(self.backbone, self.actor, x0, mask, self.sigmas, self.cfg, generator,
-                                    explore=False, y=y)
-        cost = control_cost(As, self.sigmas, self.cfg.beta).sum(0) + terminal_cost(x_final, x0, mask,
-                                                                                  self.cfg.w_hole)
-        return cost.mean().item()
+        energy, psi = guided_costs(self.backbone, self.actor, x0, mask, self.sigmas, self.cfg, generator, y)
+        return (energy + psi).mean().item()
 
     def config(self) -> dict:
         return asdict(self.cfg)
