@@ -92,6 +92,9 @@ def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, bac
     assert res[2]["cells"]["center_box/ddnm/2"] == dict(res[1]["cells"]["center_box/ddnm/2"], run=1)
     assert len(res[2]["runs"]) == 3 and len(res[2]["cells"]) == 2  # nothing was run again
     assert os.path.getsize(os.path.join(both, "examples.png")) > 0
+    sq.main(small + ["--out", a, "--methods", "paste", "ddnm", "--resume", "--merge", both])  # merged back: A's run once
+    back = json.load(open(os.path.join(a, "results.json")))
+    assert back["runs"][:3] == res[2]["runs"] and len(back["runs"]) == 4 and back["cells"] == res[2]["cells"]
     with pytest.raises(SystemExit, match="--merge: .* other settings: images"):
         sq.main(small + ["--out", str(tmp_path / "c"), "--images", "5", "--merge", a])
 

@@ -223,6 +223,14 @@ def add_roles(cell: dict, other: dict) -> None:
     cell["default"] = cell["default"] or other["default"]
 
 
+def run_index(runs: list[dict], run: dict) -> int:
+    """The index of run in runs, appending it if it is not there: a folder merged back into one it was merged
+    from (e.g. one that ran only the missing cells) carries copies of that folder's runs, listed once."""
+    if run not in runs:
+        runs.append(run)
+    return runs.index(run)
+
+
 def merge_from(res: dict, examples: dict, folder: str) -> None:
     """Fold in the cells of another results folder made with the same settings (e.g. part of the grid run
     by another process or machine); cells already in res are kept (with the other's targets added)."""
@@ -231,9 +239,8 @@ def merge_from(res: dict, examples: dict, folder: str) -> None:
     differ = setup_differences(other["setup"], res["setup"]) + setup_differences(res["setup"], other["setup"])
     if differ:
         raise BenchmarkError(f"--merge: {folder} was made with other settings: {'; '.join(differ)}")
-    offset = len(res["runs"])
-    res["runs"] += other["runs"]
-    new = {k: dict(c, run=c["run"] + offset) for k, c in other["cells"].items() if k not in res["cells"]}
+    index = [run_index(res["runs"], r) for r in other["runs"]]
+    new = {k: dict(c, run=index[c["run"]]) for k, c in other["cells"].items() if k not in res["cells"]}
     for k in other["cells"].keys() & res["cells"].keys():
         add_roles(res["cells"][k], other["cells"][k])
     res["cells"].update(new)
