@@ -35,16 +35,23 @@ def fmt(v, spec: str) -> str:
 
 def summary(cells: list[dict], chosen, title: str, images: int) -> list[str]:
     """A methods × mask kinds table of hole PSNR / FD_fmnist over the cells that chosen(cell) selects (at most one
-    per method and mask kind), the best hole PSNR of each column in bold; each method's cost (NFE + VJP) in its
-    row, and a cell's image count where it is not the benchmark's."""
+    per method and mask kind), the best of each column in bold (highest hole PSNR, lowest FD_fmnist); each
+    method's cost (NFE + VJP) in its row, and a cell's image count where it is not the benchmark's."""
     kinds = list(dict.fromkeys(c["mask"] for c in cells))
     picked = {(c["method"], c["mask"]): c for c in cells if chosen(c)}
-    best = {k: max((c["hole_psnr"] for (_, k_), c in picked.items() if k_ == k and math.isfinite(c["hole_psnr"])),
-                   default=None) for k in kinds}
+
+    def best(kind, metric, pick):
+        values = [c[metric] for (_, k), c in picked.items() if k == kind and isinstance(c[metric], (int, float))]
+        return pick((v for v in values if math.isfinite(v)), default=None)
+    top = {k: (best(k, "hole_psnr", max), best(k, "fd_fmnist", min)) for k in kinds}
+
+    def bold(text, is_best):
+        return f"**{text}**" if is_best else text
 
     def entry(c):
-        psnr = f"{c['hole_psnr']:.2f}"
-        return ((f"**{psnr}**" if c["hole_psnr"] == best[c["mask"]] else psnr) + f" / {fmt(c['fd_fmnist'], '.3g')}"
+        psnr, fd = top[c["mask"]]
+        return (bold(f"{c['hole_psnr']:.2f}", c["hole_psnr"] == psnr) + " / "
+                + bold(fmt(c["fd_fmnist"], ".3g"), c["fd_fmnist"] == fd and fd is not None)
                 + ("" if c["images"] == images else f" ({c['images']} images)"))
     lines = ["", f"| {title} | " + " | ".join(kinds) + " |", "|---|" + "---:|" * len(kinds)]
     for m in dict.fromkeys(c["method"] for c in cells):
@@ -59,7 +66,7 @@ def summaries(cells: list[dict], images: int) -> list[str]:
     """Hole PSNR / FD_fmnist at each target cost of the grid, then at each method's default."""
     lines = ["## Summary: hole PSNR (dB) / FD_fmnist, by target cost", "",
              "A method's cost (NFE + VJP) is in brackets: the nearest its step rule reaches to the target. "
-             "Bold: the best hole PSNR of the column."]
+             "Bold: the best of the column (highest hole PSNR, lowest FD_fmnist)."]
     for t in sorted({t for c in cells for t in c["targets"]}):
         lines += summary(cells, lambda c, t=t: t in c["targets"], f"method (cost ≈ {t})", images)
     if any(c["default"] for c in cells):
