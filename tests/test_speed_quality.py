@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+from functools import partial
 
 import pytest
 import torch
@@ -101,6 +102,18 @@ def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, bac
     assert back["runs"][:3] == res[2]["runs"] and len(back["runs"]) == 4 and back["cells"] == res[2]["cells"]
     with pytest.raises(SystemExit, match="--merge: .* other settings: images"):
         sq.main(small + ["--out", str(tmp_path / "c"), "--images", "5", "--merge", a])
+
+
+def test_a_changed_default_is_refused_on_resume_and_merge(fmnist, backbone, tmp_path, monkeypatch):
+    small = ["--quick", "--backbone", backbone, "--images", "4", "--batch", "4", "--fd-min-images", "4", "--nfe", "2",
+             "--masks", "center_box", "--methods", "ddnm"]
+    a = str(tmp_path / "a")
+    sq.main(small + ["--out", a])
+    monkeypatch.setitem(sq.METHODS, "ddnm", partial(sq.METHODS["ddnm"], eta=0.5))
+    for more in (["--out", a, "--resume"], ["--out", str(tmp_path / "b"), "--merge", a]):
+        with pytest.raises(SystemExit, match="ddnm/2 was measured with ddnm hyperparameters {'eta': 1.0}, other "
+                                             "cells or the sampler now have {'eta': 0.5}; use a new --out"):
+            sq.main(small + more)
 
 
 def test_one_cell_serves_every_target_it_is_nearest_to(fmnist, backbone, tmp_path):

@@ -30,7 +30,8 @@ Targets that snap to the same N are run once. Each method's own default num_step
 function signature) is an extra point (not with --quick). Each run checks the cost counted in the
 method's report against this rule. Cells costing more than --expensive-cost (default 1,000) use
 at most --expensive-images (default 250) images, as their "images" entry states. Every other
-hyperparameter is the function's default, recorded per cell.
+hyperparameter is the function's default, recorded per cell; a --resume or --merge whose cells
+of one method have different hyperparameters is refused.
 """
 from __future__ import annotations
 
@@ -313,9 +314,25 @@ def parse_args(argv, p: argparse.ArgumentParser | None = None):
     return a
 
 
+def hyperparameters(fn) -> dict:
+    """A sampler's hyperparameters as a cell records them: its defaults other than num_steps."""
+    return {k: v for k, v in defaults(fn).items() if k != "num_steps" and isinstance(v, (int, float, str))}
+
+
+def check_hyperparameters(cells: dict, methods: dict) -> None:
+    """Every cell of a method has the same hyperparameters, and for the methods of this call those of its sampler
+    now: a default changed between a run and its --resume or --merge would otherwise mix settings in one curve."""
+    want = {name: hyperparameters(fn) for name, fn in methods.items()}
+    for k, c in cells.items():
+        have = want.setdefault(c["method"], c["hyperparameters"])
+        if c["hyperparameters"] != have:
+            raise BenchmarkError(f"{k} was measured with {c['method']} hyperparameters {c['hyperparameters']}, "
+                                 f"other cells or the sampler now have {have}; use a new --out")
+
+
 def measure(c: dict, fn, net, gt, mask, seeds, a, run: int) -> tuple[dict, torch.Tensor]:
     """Run one cell (c: mask, method, num_steps, targets, default) on the first n images; (its record, outputs)."""
-    hp = {k: v for k, v in defaults(fn).items() if k != "num_steps" and isinstance(v, (int, float, str))}
+    hp = hyperparameters(fn)
     c = dict(c, cost=cost(c["method"], c["num_steps"], hp))
     n = a.images if c["cost"] <= a.expensive_cost else min(a.images, a.expensive_images)
     x, report, seconds = run_cell(fn, net, gt[:n], mask[:n], seeds[:n], c["num_steps"], a.batch)
@@ -374,6 +391,7 @@ def benchmark(a, skipped_methods: dict) -> None:
     examples = load_file(ex_path) if os.path.exists(ex_path) else {}
     for folder in a.merge:
         merge_from(res, examples, folder)
+    check_hyperparameters(res["cells"], methods)
     if a.merge and examples:
         atomic_write(ex_path, lambda tmp: save_file(examples, tmp))
     res["runs"].append(dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), args=vars(a),
