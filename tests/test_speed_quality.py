@@ -85,9 +85,14 @@ def test_resume_skips_finished_cells(quick, backbone, capsys):
         sq.main(["--quick", "--backbone", backbone, "--out", out, "--resume", "--images", "9"])
 
 
+def tiny(backbone: str, *more: str) -> list[str]:
+    """Arguments of a seconds-long run: 4 images of the centre box, FD_fmnist from them too."""
+    return ["--quick", "--backbone", backbone, "--images", "4", "--batch", "4", "--fd-min-images", "4", "--masks",
+            "center_box", *more]
+
+
 def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, backbone, tmp_path):
-    small = ["--quick", "--backbone", backbone, "--images", "4", "--batch", "4", "--fd-min-images", "4", "--nfe", "2",
-             "--masks", "center_box"]
+    small = tiny(backbone, "--nfe", "2")
     a, b, both = (str(tmp_path / n) for n in ("a", "b", "both"))
     sq.main(small + ["--out", a, "--methods", "paste"])
     sq.main(small + ["--out", b, "--methods", "ddnm"])
@@ -105,8 +110,7 @@ def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, bac
 
 
 def test_a_changed_default_is_refused_on_resume_and_merge(fmnist, backbone, tmp_path, monkeypatch):
-    small = ["--quick", "--backbone", backbone, "--images", "4", "--batch", "4", "--fd-min-images", "4", "--nfe", "2",
-             "--masks", "center_box", "--methods", "ddnm"]
+    small = tiny(backbone, "--nfe", "2", "--methods", "ddnm")
     a = str(tmp_path / "a")
     sq.main(small + ["--out", a])
     monkeypatch.setitem(sq.METHODS, "ddnm", partial(sq.METHODS["ddnm"], eta=0.5))
@@ -117,8 +121,7 @@ def test_a_changed_default_is_refused_on_resume_and_merge(fmnist, backbone, tmp_
 
 
 def test_one_cell_serves_every_target_it_is_nearest_to(fmnist, backbone, tmp_path):
-    small = ["--quick", "--backbone", backbone, "--images", "4", "--batch", "4", "--fd-min-images", "4",
-             "--masks", "center_box", "--methods", "dps"]  # DPS costs 2 per step: targets 2 and 3 both give 1 step
+    small = tiny(backbone, "--methods", "dps")  # DPS costs 2 per step: targets 2 and 3 both give 1 step
     a, b, c = (str(tmp_path / n) for n in ("a", "b", "c"))
     sq.main(small + ["--out", a, "--nfe", "2"])
     sq.main(small + ["--out", a, "--nfe", "3", "--resume"])  # resumed with another target: nothing to run
