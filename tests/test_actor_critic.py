@@ -84,7 +84,7 @@ def test_lookahead_actor_step_reads_the_rollout_and_moves_only_the_actor():
     want = terminal_cost(x_final, x0, mask)
     for k in range(3):
         want = want + critic(X[k + 1], trainer.sigmas[k + 1].expand(8), mask * x0, mask, x0)
-    torch.testing.assert_close(trainer.lookahead_cost(X, Ds, As, x_final, x0, mask), want.mean())
+    torch.testing.assert_close(trainer.lookahead_cost(X, Ds, As, x_final, x0, mask).sum(0).mean(), want.mean())
     actor0 = [p.clone() for p in trainer.actor.parameters()]
     critic0 = [p.clone() for p in critic.parameters()]
     trainer.step(x0, mask, g)

@@ -37,7 +37,8 @@ class ACConfig:
     lam: float = 0.1              # auxiliary temperature λ: fixes σ_λ² = 2λ/(βd); not learned
     num_steps: int = 9            # K: rollout steps, on the deployment σ grid
     solver: str = "euler"         # rollout solver, as at deployment ("euler" or "heun")
-    w_hole: float = 1.0           # Ψ = ‖m⊙e‖² + w_hole·‖(1−m)⊙e‖², e = X_K − x0
+    w_hole: float = 1.0           # Ψ = w_known·‖m⊙e‖² + w_hole·‖(1−m)⊙e‖², e = X_K − x0
+    w_known: float = 1.0          # (with a projecting module the known pixels end exactly at y: no effect)
     lr_actor: float = 1e-3        # Adam, betas (0.9, 0.999); ART-RL published 1e-4 for both. These three
     lr_critic: float = 3e-3       # defaults are the best measured on the field oracle (benchmarks/RESULTS.md)
     critic_warmup: int = 100      # iterations of critic-only updates (actor frozen at its init, μ ≡ 0)
@@ -49,6 +50,7 @@ class ACConfig:
                                   # field oracle (benchmarks/RESULTS.md); +22 % per iteration on the bundled backbone
     actor_update: str = "lookahead"  # or "likelihood_ratio", the paper's score-function step (module doc;
                                      # it diverged on the field oracle at d = 256, benchmarks/RESULTS.md)
+    grad_clip: float = 0.0        # > 0: clip each network's gradient to this norm before its Adam step
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     rho: float = 7.0
@@ -59,10 +61,21 @@ def sigma_lambda(cfg: ACConfig, d: int) -> float:
     return (2 * cfg.lam / (cfg.beta * d)) ** 0.5
 
 
-def terminal_cost(x: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor, w_hole: float = 1.0) -> torch.Tensor:
-    """Ψ per image [B]: squared error on the known pixels plus w_hole times that in the hole."""
+def terminal_cost(x: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor, w_hole: float = 1.0,
+                  w_known: float = 1.0) -> torch.Tensor:
+    """Ψ per image [B]: w_known times the squared error on the known pixels plus w_hole times that in the hole."""
     e2 = (x - x0).square()
-    return (mask * e2).flatten(1).sum(1) + w_hole * ((1 - mask) * e2).flatten(1).sum(1)
+    return w_known * (mask * e2).flatten(1).sum(1) + w_hole * ((1 - mask) * e2).flatten(1).sum(1)
+
+
+def psi(x, x0, mask, cfg: "ACConfig") -> torch.Tensor:
+    """Ψ with the configured weights."""
+    return terminal_cost(x, x0, mask, cfg.w_hole, cfg.w_known)
+
+
+def projects(actor) -> bool:
+    """Whether the actor is trained and deployed with the known pixels projected after every step."""
+    return bool(getattr(actor, "project", False))
 
 
 def observed(x0, mask, y=None):
@@ -75,9 +88,12 @@ def observed(x0, mask, y=None):
 def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.Generator, explore: bool = True,
             y=None):
     """Roll the controlled ODE from X_0 = σ_0·ε. Returns the per-step (σ_k, X_k, D_k, A_k) stacked as
-    [K, B, ...] (detached) and X_K. With explore=False the control is the deterministic mean."""
+    [K, B, ...] (detached) and X_K. With explore=False the control is the deterministic mean. A projecting
+    actor (`projects`) rolls the sampler it deploys with: after each step the known pixels are set to
+    m⊙x0 noised to σ_{k+1} (exactly m⊙x0 at the end)."""
     B, d = x0.shape[0], x0[0].numel()
     y = observed(x0, mask, y)
+    known = dict(mask=mask, y=mask * x0) if projects(actor) else {}
     s_lam = sigma_lambda(cfg, d)
     x = sigmas[0] * torch.randn(x0.shape, generator=generator, device=x0.device)
     X, Ds, As = [], [], []
@@ -88,7 +104,8 @@ def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.G
         if explore:
             a = a + s_lam * torch.randn(x.shape, generator=generator, device=x.device)
         X.append(x), Ds.append(D), As.append(a)
-        x = guided_step(backbone, x, D, s, sn, u=a, heun=cfg.solver == "heun" and k < cfg.num_steps - 1)
+        z = torch.randn(x.shape, generator=generator, device=x.device) if known else None
+        x = guided_step(backbone, x, D, s, sn, u=a, heun=cfg.solver == "heun" and k < cfg.num_steps - 1, z=z, **known)
     return torch.stack(X), torch.stack(Ds), torch.stack(As), x
 
 
@@ -111,7 +128,7 @@ def control_cost(actions: torch.Tensor, sigmas: torch.Tensor, beta: float) -> to
 def guided_costs(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.Generator, y=None):
     """The deterministic guided rollout's control energy Σ_k (β/2)Δr_k‖μ_k‖² and terminal cost Ψ, per image [B]."""
     _, _, As, x_final = rollout(backbone, actor, x0, mask, sigmas, cfg, generator, explore=False, y=y)
-    return control_cost(As, sigmas, cfg.beta).sum(0), terminal_cost(x_final, x0, mask, cfg.w_hole)
+    return control_cost(As, sigmas, cfg.beta).sum(0), psi(x_final, x0, mask, cfg)
 
 
 class AIDTrainer:
@@ -133,8 +150,9 @@ class AIDTrainer:
     def critic_out(self, X, k0: int, x0, mask, y=None):
         """NN_θ(σ_{k0+j}, X_j; y, m, x0) for states X [J, B, ...] at grid indices k0 … k0 + J − 1: [J, B]."""
         J, B = X.shape[:2]
-        s = self.sigmas[k0:k0 + J].repeat_interleave(B)
-        return self.critic(_merge(X), s, _tile(observed(x0, mask, y), J), _tile(mask, J), _tile(x0, J)).view(J, B)
+        s, s_next = (self.sigmas[i:i + J].repeat_interleave(B) for i in (k0, k0 + 1))
+        return self.critic(_merge(X), s, _tile(observed(x0, mask, y), J), _tile(mask, J), _tile(x0, J),
+                           s_next).view(J, B)
 
     def mean_action(self, X, Ds, x0, mask, y=None):
         """μ_φ(σ_k, X_k; y, m, D_k, σ_{k+1}) for the rollout's states X, Ds [K, B, ...], with grad into the actor."""
@@ -147,7 +165,7 @@ class AIDTrainer:
         """V̂_k for k < K (with grad into the critic) and the anchored terminal V̂_K: [K + 1, B]."""
         K = X.shape[0]
         v = self.critic_out(X, 0, x0, mask, y) - self.cfg.lam * self.r[:K].view(K, 1)
-        v_T = terminal_cost(x_final, x0, mask, self.cfg.w_hole) - self.cfg.lam * self.r[K]
+        v_T = psi(x_final, x0, mask, self.cfg) - self.cfg.lam * self.r[K]
         return torch.cat([v, v_T[None]])
 
     def log_prob(self, X, Ds, As, x0, mask, y=None):
@@ -157,29 +175,40 @@ class AIDTrainer:
         return -(As - mu).flatten(2).square().sum(2) / (2 * s_lam2)
 
     def lookahead_cost(self, X, Ds, As, x_final, x0, mask, y=None):
-        """Σ_k (β/2)Δr_k‖μ_k‖² + V̂_{k+1}(Step_D(X_k) + Δr_k·μ_k), μ_k = μ_φ(X_k), averaged over the batch,
-        with V̂_K = Ψ(·; x0). Step_D(X_k) = X_{k+1} − Δr_k·A_k is read off the rollout (the control is
-        additive), so the backbone is not called again. The −λ·r terms are constants and left out."""
+        """Per step and image [K, B]: (β/2)Δr_k‖μ_k‖² + V̂_{k+1}(X_{k+1} + Δr_k·(μ_k − A_k)), μ_k = μ_φ(X_k),
+        with V̂_K = Ψ(·; x0). The control is additive, so the step with μ_k in place of the rollout's A_k is
+        read off the rollout and the backbone is not called again; a projecting actor's control moves the
+        hole only (the known pixels are overwritten). The −λ·r terms are constants and left out."""
         K = X.shape[0]
         dr = (self.sigmas[:-1] - self.sigmas[1:])[:K].view(K, 1, *([1] * (X.dim() - 2)))
-        base = torch.cat([X[1:], x_final[None]]) - dr * As
         mu = self.mean_action(X, Ds, x0, mask, y)
-        x_next = base + dr * mu
-        cost = control_cost(mu, self.sigmas[:K + 1], self.cfg.beta).sum(0)
+        move = dr * (mu - As)
+        x_next = torch.cat([X[1:], x_final[None]]) + ((1 - mask) * move if projects(self.actor) else move)
+        cost = control_cost(mu, self.sigmas[:K + 1], self.cfg.beta)
+        future = psi(x_next[-1], x0, mask, self.cfg)[None]
         if K > 1:  # V̂_{k+1} = NN_θ(σ_{k+1}, ·) for k + 1 < K
-            cost = cost + self.critic_out(x_next[:-1], 1, x0, mask, y).sum(0)
-        return (cost + terminal_cost(x_next[-1], x0, mask, self.cfg.w_hole)).mean()
+            future = torch.cat([self.critic_out(x_next[:-1], 1, x0, mask, y), future])
+        return cost + future
+
+    def actor_loss(self, X, Ds, As, x_final, x0, mask, y=None) -> torch.Tensor:
+        """The lookahead actor's loss: each step's cost divided by its Δr_k, averaged over steps and images.
+        ∂/∂μ_k of step k's cost is Δr_k·(βμ_k + ∇V̂_{k+1}), so a plain sum would weight the steps by Δr_k and
+        its scale would change with K; per unit of Δr every step counts alike on every grid."""
+        K = X.shape[0]
+        dr = (self.sigmas[:-1] - self.sigmas[1:])[:K].view(K, 1)
+        return (self.lookahead_cost(X, Ds, As, x_final, x0, mask, y) / dr).mean()
 
     def actor_step(self, delta, X, Ds, As, x_final, x0, mask, y=None) -> torch.Tensor:
         """One Adam step of the actor with the configured gradient estimator; returns its loss."""
         if self.cfg.actor_update == "lookahead":
-            loss = self.lookahead_cost(X, Ds, As, x_final, x0, mask, y)
+            loss = self.actor_loss(X, Ds, As, x_final, x0, mask, y)
         else:
             loss = (delta * self.log_prob(X, Ds, As, x0, mask, y)).sum(0).mean()
         params = [p for p in self.actor.parameters() if p.requires_grad]  # all but what a fine-tune froze
         grads = torch.autograd.grad(loss, params)  # into the actor only (the lookahead also reaches the critic)
         for p, g in zip(params, grads):
             p.grad = g
+        self.clip(params)
         self.opt_actor.step()
         return loss.detach()
 
@@ -206,8 +235,13 @@ class AIDTrainer:
         critic_loss = -(v[:-1] * critic_delta).sum(0).mean()
         self.opt_critic.zero_grad(set_to_none=True)
         critic_loss.backward()
+        self.clip(self.critic.parameters())
         self.opt_critic.step()
         return delta, critic_loss
+
+    def clip(self, params) -> None:
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
 
     def set_learning_rates(self):
         """Cosine decay from the configured rates to 0 over cfg.lr_decay_iters (a function of the
@@ -232,7 +266,7 @@ class AIDTrainer:
         if self.iteration >= cfg.critic_warmup:
             actor_loss = self.actor_step(delta, X, Ds, As, x_final, x0, mask, y)
         self.iteration += 1
-        cost = running.sum(0) + terminal_cost(x_final, x0, mask, cfg.w_hole)
+        cost = running.sum(0) + psi(x_final, x0, mask, cfg)
         return {"iter": self.iteration, "cost": cost.mean().item(), "critic_loss": critic_loss.item(),
                 "actor_loss": actor_loss.item(), "td_abs": delta.abs().mean().item()}
 

@@ -10,7 +10,7 @@ import torch
 
 import aid_ext
 
-from .actor_critic import ACConfig
+from .actor_critic import ACConfig, projects
 from .checkpoint import load_module
 from .edm.sampler import device_of, nfe, sample
 from .guidance import GuidanceModule, n_params
@@ -45,13 +45,15 @@ def _check(backbone, actor, y, mask, seeds, guidance_scale) -> None:
 
 @torch.no_grad()
 def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, solver="euler", paste=True,
-               guidance_scale=1.0, progress=False):
+               guidance_scale=1.0, progress=False, project=None):
     """Inpaint with AID: x_{i+1} = Step_D(x_i) + Δr_i·s·μ_φ(σ_i, x_i; y, m, D), then x̂ = m⊙y + (1−m)⊙x_N.
 
     backbone  the frozen EDM backbone the actor was trained with.
     actor     a GuidanceModule, or the path of an actor.safetensors (loaded frozen).
     y, mask   [B, C, H, W] and [B, 1, H, W] (1 = known); only m⊙y is read.
     num_steps, solver  should be those of training (ACConfig.num_steps, ACConfig.solver).
+    project   also set the known pixels to y noised to σ_{i+1} after every step (the module's own dynamics,
+              `aid.actor_critic.projects(actor)`, when None; a module should be deployed as it was trained).
     guidance_scale  s, the control's multiplier: 1 is the trained field (the optimum of Ψ + (β/2)∫‖u‖², whose
               Ψ = ‖X_T − x0‖² pulls towards the blurry posterior mean); s < 1 trades fidelity for sharpness,
               roughly like training with β/s (exactly so where the control is weak); 0 is unguided + paste.
@@ -65,7 +67,8 @@ def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, so
     mask = mask.to(device, torch.float32)
     y = mask * y.to(device, torch.float32)  # the actor was trained on y = m⊙x0
     guidance = lambda x, s, D, sn: guidance_scale * actor(x, s, y, mask, D, sn)  # noqa: E731
-    x = sample(backbone, seeds, num_steps=num_steps, solver=solver, guidance=guidance, progress=progress)
+    known = dict(mask=mask, y=y) if (projects(actor) if project is None else project) else {}
+    x = sample(backbone, seeds, num_steps=num_steps, solver=solver, guidance=guidance, progress=progress, **known)
     if paste:
         x = aid_ext.mask_project(x, mask, y, torch.zeros(x.shape[0], device=device))
     if device.type == "cuda":

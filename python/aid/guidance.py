@@ -95,6 +95,16 @@ class FiLMUNet(nn.Module):
         return a
 
 
+def _time_embedding(net, sigma, sigma_next):
+    """embed(σ), plus step_embed(ln(Δr/σ)) for a step-aware net."""
+    t = net.embed(sigma)
+    if net.step_embed is None:
+        return t
+    if sigma_next is None:
+        raise ValueError(f"{type(net).__name__}: this module was built with step_aware=True; pass sigma_next")
+    return t + net.step_embed(step_fraction(sigma, sigma_next))
+
+
 def _inputs(x, sigma, y, mask, denoised, sigma_data):
     """[c_in(σ)·x, y, m(, D)]; the mask is broadcast over channels only through its own channel."""
     parts = [aid_ext.edm_scale_input(x, sigma, sigma_data), y, mask.expand(-1, 1, -1, -1)]
@@ -113,8 +123,12 @@ class GuidanceModule(nn.Module):
                  use_denoised: bool = True,    # Feed the backbone's D(x; σ) to the actor (spec's default).
                  output_scaling: str = "none", # u = h ("none") or u = h/σ ("inv_sigma"); see the module doc.
                  sigma_data: float = 0.5,      # The backbone's σ_data (for c_in).
-                 step_aware: bool = False):    # Also embed the step, ln(Δr/σ) (needs sigma_next): one module
+                 step_aware: bool = False,     # Also embed the step, ln(Δr/σ) (needs sigma_next): one module
                                                # for several K sees which grid it is on (step_fraction).
+                 project: bool = False):       # The dynamics it is trained and deployed with: the known pixels
+                                               # projected (y noised to σ_{k+1}) after every step, not only
+                                               # pasted at the end. Not read by forward; the trainer and
+                                               # sample_aid read it, so a module carries its own sampler.
         super().__init__()
         if output_scaling not in ("none", "inv_sigma"):
             raise ValueError(f"GuidanceModule: output_scaling must be 'none' or 'inv_sigma', got {output_scaling!r}")
@@ -122,6 +136,9 @@ class GuidanceModule(nn.Module):
                            use_denoised=use_denoised, output_scaling=output_scaling, sigma_data=sigma_data)
         if step_aware:  # only then, so that the configs (and files) of modules without it are unchanged
             self.config["step_aware"] = True
+        if project:
+            self.config["project"] = True
+        self.project = project
         self.output_scaling = output_scaling
         self.use_denoised, self.sigma_data = use_denoised, sigma_data
         cin = 2 * img_channels + 1 + (img_channels if use_denoised else 0)
@@ -138,11 +155,7 @@ class GuidanceModule(nn.Module):
         Returns u (shaped like x). sigma_next is read only by a step-aware module."""
         if self.use_denoised and denoised is None:
             raise ValueError("GuidanceModule: this module was built with use_denoised=True; pass denoised=D(x; σ)")
-        t = self.embed(sigma)
-        if self.step_embed is not None:
-            if sigma_next is None:
-                raise ValueError("GuidanceModule: this module was built with step_aware=True; pass sigma_next")
-            t = t + self.step_embed(step_fraction(sigma, sigma_next))
+        t = _time_embedding(self, sigma, sigma_next)
         h = self.body(_inputs(x, sigma, y, mask, denoised if self.use_denoised else None, self.sigma_data), t)
         h = self.conv_out(F.silu(self.norm_out(h)))
         return h / sigma.view(-1, 1, 1, 1).to(h.dtype) if self.output_scaling == "inv_sigma" else h
@@ -159,14 +172,17 @@ class Critic(nn.Module):
     critic that sees x0) are the best measured on the field oracle (benchmarks/RESULTS.md)."""
 
     def __init__(self, img_channels: int, width: int = 32, emb: int = 32, sigma_data: float = 0.5,
-                 head: str = "pixel_sum", sees_x0: bool = True, levels: int = 0):
+                 head: str = "pixel_sum", sees_x0: bool = True, levels: int = 0, step_aware: bool = False):
         super().__init__()
         if head not in ("pool", "pixel_sum"):
             raise ValueError(f"Critic: head must be 'pool' or 'pixel_sum', got {head!r}")
         self.config = dict(img_channels=img_channels, width=width, emb=emb, sigma_data=sigma_data, head=head,
                            sees_x0=sees_x0, levels=levels)
+        if step_aware:  # as in GuidanceModule: the value at σ depends on the grid still ahead
+            self.config["step_aware"] = True
         self.sigma_data, self.head_kind, self.sees_x0 = sigma_data, head, sees_x0
         self.embed = NoiseEmbedding(emb)
+        self.step_embed = ScalarEmbedding(emb) if step_aware else None
         self.body = FiLMUNet((3 if sees_x0 else 2) * img_channels + 1, width, emb, levels)
         if head == "pool":
             self.conv1 = nn.Conv2d(width, width, 3, stride=2, padding=1)
@@ -174,12 +190,12 @@ class Critic(nn.Module):
         else:
             self.head = nn.Conv2d(width, 2, 3, padding=1)
 
-    def forward(self, x, sigma, y, mask, x0=None):
+    def forward(self, x, sigma, y, mask, x0=None, sigma_next=None):
         """x0, the clean training image, is read only by a critic built with sees_x0=True (AID-METHOD.md §5:
-        the critic never ships, so it may condition on x0; Ψ does)."""
+        the critic never ships, so it may condition on x0; Ψ does); sigma_next only by a step-aware one."""
         if self.sees_x0 and x0 is None:
             raise ValueError("Critic: this critic was built with sees_x0=True; pass x0")
-        t = self.embed(sigma)
+        t = _time_embedding(self, sigma, sigma_next)
         h = self.body(_inputs(x, sigma, y, mask, x0 if self.sees_x0 else None, self.sigma_data), t)
         if self.head_kind == "pixel_sum":
             g, b = self.head(h).unbind(1)
