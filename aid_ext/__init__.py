@@ -6,6 +6,7 @@ the same names and signatures.
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 
@@ -38,6 +39,9 @@ def build_info() -> dict:
 
 
 check_torch(build_info()["torch_version"], torch.__version__)
+if not build_info()["with_cuda"] and torch.cuda.is_available():  # a GPU the ops cannot run on: say why, once
+    warnings.warn(f"aid_ext was built without CUDA kernels ({build_info()['cuda_note'] or 'a CPU build of torch'}); "
+                  "its ops run on CPU tensors only", stacklevel=2)
 
 # Locate the library next to _C, not next to this file: in an editable install this
 # file lives in the source tree while the compiled files live in site-packages.

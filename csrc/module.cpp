@@ -13,9 +13,10 @@ PYBIND11_MODULE(_C, m) {
     d["with_cuda"] = bool(AID_WITH_CUDA);
     d["cuda_version"] = AID_CUDA_VERSION;
     d["cuda_archs"] = AID_CUDA_ARCHS;
+    d["cuda_note"] = AID_CUDA_NOTE;
     d["compiler"] = AID_COMPILER;
     d["cxx11_abi"] = bool(AID_CXX11_ABI);
     return d;
-  }, "How this build was configured: torch it was built against, CUDA on/off, versions, archs, compiler.");
+  }, "How this build was configured: torch it was built against, CUDA on/off (and why off, where CUDA was possible), versions, archs, compiler.");
   m.def("ops_library", [] { return AID_OPS_LIBRARY; }, "File name of the shared library that registers the ops.");
 }

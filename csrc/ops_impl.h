@@ -1,7 +1,8 @@
 // Host side of every op, written once and instantiated per backend: checks, layout,
 // dtype dispatch, one launch of the op's functor, then the value report. A Backend has
 //   template <class F> static unsigned run(const kern::Layout&, const F&, const at::Tensor& like);
-// returning the OR of the functor's validity bits (0 when it cannot know, see cuda/).
+// returning the OR of the functor's validity bits (the CUDA backend checks them on the device and
+// returns 0, so that no op waits for the GPU: see cuda/).
 #pragma once
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
