@@ -54,7 +54,14 @@ except OSError as e:
 
 from . import ops, reference  # noqa: E402  (ops registers fake kernels and autograd)
 from .ops import (  # noqa: E402
-    edm_ddim_step, edm_denoise, edm_euler_step, edm_heun_correct, edm_renoise, edm_scale_input, mask_project)
+    edm_ddim_step,
+    edm_denoise,
+    edm_euler_step,
+    edm_heun_correct,
+    edm_renoise,
+    edm_scale_input,
+    mask_project,
+)
 
 __all__ = ["build_info", "ops", "reference", "edm_scale_input", "edm_denoise", "edm_euler_step",
            "edm_heun_correct", "edm_ddim_step", "edm_renoise", "mask_project"]

@@ -2,7 +2,7 @@
 
     python benchmarks/ac_locality.py [--res 16 32] [--mask center_box]
 
-The optimal field u*_k is linear, u*_k = e·Mx_k + y·My_k (e = X_k − μ, row vectors; aid.oracle.LQOptimum).
+The optimal field u*_k is linear, u*_k = e·Mx_k + y·My_k (e = X_k − μ, row vectors; aid.eval.oracle.LQOptimum).
 An actor whose receptive field has Chebyshev radius r can at best use pixels within r of each output pixel:
 `actor r` rolls out u* with Mx and My cut to that band. A pixel-sum critic Σ_p g_p² with g of radius r has a
 quadratic part eᵀSe of band 2r: `critic r` rolls out the one-step lookahead policy (the default actor update)
@@ -16,9 +16,9 @@ import argparse
 
 import torch
 
+from aid.data.masks import make_mask
 from aid.edm import edm_sigmas
-from aid.masks import make_mask
-from aid.oracle import FieldDenoiser, LQOptimum
+from aid.eval.oracle import FieldDenoiser, LQOptimum
 
 
 def chebyshev(res: int) -> torch.Tensor:

@@ -2,13 +2,13 @@
 
     python benchmarks/ac_oracle.py --oracle field --res 16 --mask center_box --iters 1000 [--json out.json]
 
-Two oracles (aid.oracle): "dense", a random covariance in d = res² dimensions (the left half
+Two oracles (aid.eval.oracle): "dense", a random covariance in d = res² dimensions (the left half
 known), and "field", an image-shaped stationary Gaussian field (spectrum ∝ 1/(1+|k|²)^α) with a
-mask from aid.masks. Prints J(μ) of the deterministic actor every --every iterations next to
-J(0) (unguided) and J* (the Riccati optimum, aid.oracle.LQOptimum), and the optimality gap
+mask from aid.data.masks. Prints J(μ) of the deterministic actor every --every iterations next to
+J(0) (unguided) and J* (the Riccati optimum, aid.eval.oracle.LQOptimum), and the optimality gap
 (J − J*)/(J(0) − J*): 1 = no better than unguided, 0 = optimal. All J are evaluated on the
 same held-out clean images and the same start noise. The actor and critic are the ones used
-on real images (aid.guidance), trained by aid.actor_critic.AIDTrainer. This script's defaults
+on real images (aid.guidance.networks), trained by aid.guidance.actor_critic.AIDTrainer. This script's defaults
 are the paper's loop (likelihood-ratio actor, pooled critic that does not see x0, ART-RL's
 learning rates); the package's defaults are the best measured settings (benchmarks/RESULTS.md).
 """
@@ -21,11 +21,11 @@ import time
 
 import torch
 
-from aid.actor_critic import ACConfig, AIDTrainer
+from aid.data.masks import make_mask
 from aid.edm import edm_sigmas
-from aid.guidance import Critic, GuidanceModule
-from aid.masks import make_mask
-from aid.oracle import FieldDenoiser, GaussianDenoiser, LQOptimum, random_covariance
+from aid.eval.oracle import FieldDenoiser, GaussianDenoiser, LQOptimum, random_covariance
+from aid.guidance.actor_critic import ACConfig, AIDTrainer
+from aid.guidance.networks import Critic, GuidanceModule
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--oracle", default="dense", choices=["dense", "field"])
     p.add_argument("--res", type=int, default=4, help="images are 1×res×res (d = res²)")
     p.add_argument("--alpha", type=float, default=1.0, help="field oracle: spectral decay α")
-    p.add_argument("--mask", default="center_box", help="field oracle: an aid.masks kind (mask seed 0)")
+    p.add_argument("--mask", default="center_box", help="field oracle: an aid.data.masks kind (mask seed 0)")
     p.add_argument("--steps", type=int, default=5, help="K, steps per rollout")
     p.add_argument("--solver", default="euler", choices=["euler", "heun"], help="rollout solver (J* is for it too)")
     p.add_argument("--no-denoised", action="store_true", help="the actor does not see the backbone's D(x; σ)")

@@ -7,7 +7,7 @@ AID's terminal cost Ψ = ‖X_T − x0‖² is minimised by the posterior mean: 
 holes, a poor Fréchet distance. Scaling the trained field by s < 1 at deployment is the cheap
 lever (roughly training with β/s: where the control is weak, u*_β ∝ 1/β); s = 0 is unguided
 sampling + paste. For each mask kind × NFE × s this inpaints the speed–quality benchmark's images
-and masks with the same seeds and metrics (aid.speed_quality), and writes OUT/scale.json,
+and masks with the same seeds and metrics (aid.bench.run), and writes OUT/scale.json,
 OUT/scale.md and OUT/scale.png (hole PSNR against FD_fmnist, one panel per mask kind and NFE; with
 --reference, the baselines' cells of a speed_quality results.json at the same NFE and image count
 are drawn as points). Resumable: the cells in OUT/scale.json are kept, and the reports cover all
@@ -22,13 +22,13 @@ import os
 
 from tqdm.auto import tqdm
 
-from aid.data import fashion_mnist
-from aid.deploy import DEFAULT_GUIDANCE, load_actor, sample_aid
+from aid.bench.report import fmt
+from aid.bench.run import RES, cell_metrics, run_cell, write_json
+from aid.data.datasets import fashion_mnist
+from aid.data.masks import KINDS, benchmark_masks
 from aid.edm import DEFAULT_BACKBONE, load
-from aid.masks import KINDS, benchmark_masks
-from aid.plots import curve_panels
-from aid.speed_quality import RES, cell_metrics, run_cell, write_json
-from aid.speed_quality_report import fmt
+from aid.eval.plots import curve_panels
+from aid.guidance.sample import DEFAULT_GUIDANCE, load_actor, sample_aid
 
 
 def scale_cell(net, actor, gt, mask, nfe: int, s: float, batch: int) -> dict:

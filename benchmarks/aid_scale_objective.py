@@ -24,15 +24,15 @@ from dataclasses import replace
 
 import torch
 from tqdm.auto import tqdm
+from tune_baselines import MASK_KINDS, VALIDATION_MASK_SEED
 
-from aid.actor_critic import ACConfig, guided_costs
-from aid.checkpoint import read_metadata
-from aid.data import fashion_mnist
-from aid.deploy import DEFAULT_GUIDANCE, load_actor
+from aid.core.checkpoint import read_metadata
+from aid.data.datasets import fashion_mnist
+from aid.data.masks import masks
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.edm.sampler import edm_sigmas
-from aid.masks import masks
-from tune_baselines import MASK_KINDS, VALIDATION_MASK_SEED
+from aid.guidance.actor_critic import ACConfig, guided_costs
+from aid.guidance.sample import DEFAULT_GUIDANCE, load_actor
 
 
 def objective(net, actor, x0, mask, cfg: ACConfig, s: float) -> dict:

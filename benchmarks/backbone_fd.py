@@ -21,11 +21,11 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from aid.checkpoint import sha256_of
-from aid.data import fashion_mnist
+from aid.core.checkpoint import sha256_of
+from aid.data.datasets import fashion_mnist
+from aid.data.images import save_grid
 from aid.edm import DEFAULT_BACKBONE, load, sample
-from aid.images import save_grid
-from aid.metrics import fmnist_distances
+from aid.eval.metrics import fmnist_distances
 
 
 def draw(net, num: int, steps: int, batch: int, cache: str) -> tuple[torch.Tensor, int]:

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
 import torch
 import torch.utils.benchmark as tb
 
 import aid_ext
 from aid_ext import reference
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from op_cases import OPS, inputs  # noqa: E402
+from aid_ext.testing import OPS, inputs
 
 SIZES = [(64, 3, 64, 64), (8, 4, 64, 64), (256, 1, 32, 32)]
 

@@ -1,5 +1,5 @@
 """How far each baseline's samples are from the exact inpainting posterior, on the
-linear-Gaussian oracle (aid.oracle), at several NFE.
+linear-Gaussian oracle (aid.eval.oracle), at several NFE.
 
     python benchmarks/oracle_baselines.py [--samples 4000] [--json out.json]
 
@@ -15,7 +15,7 @@ import json
 import torch
 
 from aid.baselines import METHODS, repaint_nfe
-from aid.oracle import GaussianDenoiser, moments, random_covariance
+from aid.eval.oracle import GaussianDenoiser, moments, random_covariance
 
 SHAPE = (1, 8, 8)
 NFES = [5, 9, 19, 35]
@@ -49,7 +49,7 @@ def main(argv=None):
     ms, cs = mean_star[hole], cov_star[hole][:, hole]
     B = a.samples
     rows = []
-    print(f"| method | steps | NFE | VJP | mean error | cov error |\n|---|---:|---:|---:|---:|---:|")
+    print("| method | steps | NFE | VJP | mean error | cov error |\n|---|---:|---:|---:|---:|---:|")
     for name, method in METHODS.items():
         for nfe in NFES:
             kw = settings(name, nfe)

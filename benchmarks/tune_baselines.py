@@ -11,9 +11,9 @@ Held out from the benchmark on both sides:
 - images: the last --images images of Fashion-MNIST's *training* split (the benchmark uses the
   test split; no baseline trains, so the training split is a fair validation set for them; the
   backbone did train on these images, which may favour every method a little, alike);
-- masks: aid.masks.masks(kind, n, 32, VALIDATION_MASK_SEED), a seed disjoint from the benchmark's
+- masks: aid.data.masks.masks(kind, n, 32, VALIDATION_MASK_SEED), a seed disjoint from the benchmark's
   set (10_000 + version) and from AID's/DEFT's training pools (20_000 + seed).
-Cost → num_steps by aid.speed_quality's one rule (DPS/ΠGDM pay a VJP per step). Image i uses seed i.
+Cost → num_steps by aid.bench.run's one rule (DPS/ΠGDM pay a VJP per step). Image i uses seed i.
 `--aid PATH...` scores AID guidance modules on the same split (to choose a snapshot of a run).
 Writes OUT/tune.json and OUT/tune.md (and prints the table).
 """
@@ -27,12 +27,12 @@ import torch
 from tqdm.auto import tqdm
 
 from aid.baselines import METHODS, defaults
-from aid.data import fashion_mnist
+from aid.bench.run import steps_for
+from aid.data.datasets import fashion_mnist
+from aid.data.masks import masks
 from aid.edm import load
+from aid.eval.metrics import psnr
 from aid.inpaint import load_sampler
-from aid.masks import masks
-from aid.metrics import psnr
-from aid.speed_quality import steps_for
 
 VALIDATION_MASK_SEED = 30_000
 MASK_KINDS = ["center_box", "pixels70", "lama_medium", "half_right"]  # the benchmark's default kinds

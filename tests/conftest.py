@@ -1,10 +1,6 @@
-import os
-import sys
 
 import pytest
 import torch
-
-sys.path.insert(0, os.path.dirname(__file__))  # op_cases
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -1,5 +1,5 @@
-"""The `aid` command: thin front-ends over the library (aid.edm, aid.baselines, aid.deploy,
-aid.train_aid, aid.speed_quality). `aid SUBCOMMAND --help` describes each one.
+"""The `aid` command: thin front-ends over the library (aid.edm, aid.baselines, aid.guidance.sample,
+aid.guidance.train, aid.bench.run). `aid SUBCOMMAND --help` describes each one.
 
     aid demo --out demo                      the main job: AID and the baselines on the bundled model
     aid inpaint IMAGE... --mask MASK... --out DIR [--method aid] [--backbone PKL] [--guidance PATH]
@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from .masks import KINDS
+from aid.data.masks import KINDS
 
 DEMO_MASKS = ["center_box", "random_box", "pixels70", "half_bottom", "lama_medium"]  # one per mask family
 DEMO_METHODS = ["paste", "replacement", "ddnm", "dps", "aid"]
@@ -187,7 +187,7 @@ def parser() -> Parser:
 
     t = sub.add_parser("train", parents=[train_aid_parser()], add_help=False,
                        help="train AID's guidance module (`torchrun --nproc_per_node=N -m aid train ...` for "
-                       "many GPUs; the flags of aid.train_aid)")
+                       "many GPUs; the flags of aid.guidance.train)")
     t.set_defaults(run=None)
     for name, (_, text) in PASSTHROUGH.items():
         sub.add_parser(name, help=text, add_help=False)

@@ -9,21 +9,21 @@ from functools import partial
 import torch
 from tqdm.auto import tqdm
 
-from .actor_critic import ACConfig
-from .baselines import METHODS, defaults
-from .baselines.deft import deft, h_transform
-from .checkpoint import read_metadata
-from .data import _decode, image_dataset
-from .deploy import DEFAULT_GUIDANCE, load_actor, sample_aid
-from .edm import DEFAULT_BACKBONE, load
-from .edm.sampler import device_of
-from .images import grid, masked_input, save_png
-from .masks import mask_from_png, masks
+from aid.baselines import METHODS, defaults
+from aid.baselines.deft import deft, h_transform
+from aid.core.checkpoint import read_metadata
+from aid.core.common import device_of
+from aid.data.datasets import _decode, image_dataset
+from aid.data.images import grid, masked_input, save_png
+from aid.data.masks import mask_from_png, masks
+from aid.edm import DEFAULT_BACKBONE, load
+from aid.guidance.actor_critic import ACConfig
+from aid.guidance.sample import DEFAULT_GUIDANCE, load_actor, sample_aid
 
 
 def read_images(paths: list[str]) -> tuple[torch.Tensor, list[str]]:
     """(images [N, C, H, W] in [-1, 1], output names): image files (named after them), or one folder or
-    EDM zip (named by index, in the sorted order aid.data.image_dataset reads them)."""
+    EDM zip (named by index, in the sorted order aid.data.datasets.image_dataset reads them)."""
     for p in paths:
         if not os.path.exists(p):
             raise FileNotFoundError(f"IMAGES: no such file or folder: {p}")
@@ -78,7 +78,7 @@ def read_masks(a, n: int, res: int) -> torch.Tensor:
 def load_sampler(method: str, net, module: str | None = None):
     """method's sampler, fn(net, y, mask, seeds, num_steps, **hyperparameters) -> (x, report): a baseline of
     aid.baselines, or DEFT or AID with its trained module (module: h.safetensors from train_deft, or
-    actor.safetensors from aid.train_aid) loaded once onto net's device. AID's has no defaults in its
+    actor.safetensors from aid.guidance.train) loaded once onto net's device. AID's has no defaults in its
     signature: its num_steps and solver should be those of training (training_settings)."""
     if method == "deft":
         return partial(deft, h=h_transform(module, net))

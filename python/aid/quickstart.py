@@ -16,9 +16,8 @@ import time
 import torch
 
 import aid_ext
+from aid.edm.sampler import edm_sigmas
 from aid_ext import reference
-
-from .edm.sampler import edm_sigmas
 
 SIGMA_DATA = 0.5
 

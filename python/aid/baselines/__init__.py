@@ -3,13 +3,13 @@
 with report = {"nfe": backbone forwards, "vjp": backward passes through the backbone, ...}."""
 import inspect
 
-from .ddnm import ddnm
-from .deft import deft, train_deft
-from .diffpir import diffpir
-from .guided import dps, pigdm
-from .paste import paste
-from .repaint import repaint, repaint_nfe, repaint_schedule
-from .replacement import replacement
+from aid.baselines.ddnm import ddnm
+from aid.baselines.deft import deft, train_deft
+from aid.baselines.diffpir import diffpir
+from aid.baselines.guided import dps, pigdm
+from aid.baselines.paste import paste
+from aid.baselines.repaint import repaint, repaint_nfe, repaint_schedule
+from aid.baselines.replacement import replacement
 
 METHODS = {"paste": paste, "replacement": replacement, "repaint": repaint, "ddnm": ddnm, "diffpir": diffpir,
            "dps": dps, "pigdm": pigdm, "deft": deft}

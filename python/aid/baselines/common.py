@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import torch
 
 import aid_ext
-
-from ..edm.sampler import device_of, edm_sigmas, generators, randn_per_sample
+from aid.core.common import device_of, generators, randn_per_sample
+from aid.edm.sampler import edm_sigmas
 
 
 @dataclass

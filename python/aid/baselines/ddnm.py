@@ -7,8 +7,7 @@ from __future__ import annotations
 import torch
 
 import aid_ext
-
-from .common import start
+from aid.baselines.common import start
 
 
 def ddnm(net, y, mask, seeds, num_steps=100, eta=1.0):

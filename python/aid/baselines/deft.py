@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import aid_ext
-
-from ..checkpoint import atomic_write, load_module, save_module
-from ..edm.sampler import device_of, guided_step
-from ..guidance import FiLMUNet, NoiseEmbedding, n_params
-from ..masks import KINDS, mask_pool
-from ..training import run_iterations
-from .common import start
+from aid.baselines.common import start
+from aid.core.checkpoint import atomic_write, load_module, save_module
+from aid.core.common import device_of
+from aid.core.nn import FiLMUNet, NoiseEmbedding, n_params
+from aid.core.training import run_iterations
+from aid.data.masks import KINDS, mask_pool
+from aid.edm.sampler import guided_step
 
 KIND = "DEFTHTransform"
 HOW_TO_TRAIN = ("train one with `python -m aid.baselines.deft --run-dir RUN --iters N` (or aid.baselines.deft."
@@ -200,7 +200,7 @@ def main(argv=None):
     p.add_argument("--run-dir", required=True, help="folder for h.safetensors, state.pt, log.jsonl")
     p.add_argument("--iters", type=int, required=True)
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="EDM .pkl or .safetensors (default: the bundled one)")
-    p.add_argument("--masks", default=",".join(KINDS), help="comma-separated mask kinds (aid.masks.KINDS)")
+    p.add_argument("--masks", default=",".join(KINDS), help="comma-separated mask kinds (aid.data.masks.KINDS)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)

@@ -9,8 +9,7 @@ import math
 import torch
 
 import aid_ext
-
-from .common import start
+from aid.baselines.common import start
 
 
 def diffpir(net, y, mask, seeds, num_steps=20, lam=1.0, zeta=1.0, sigma_n=1e-3, g=1.0):

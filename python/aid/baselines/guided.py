@@ -11,14 +11,13 @@ from __future__ import annotations
 import torch
 
 import aid_ext
-
-from .common import start
+from aid.baselines.common import start
 
 
 def gradient_guided(net, y, mask, seeds, num_steps, scale: float, direction):
     """The DDIM(η = 0) step plus scale·∇ₓ direction(D(x), run) at every step (1 NFE + 1 VJP per step),
     then paste. direction(D, run) returns a scalar; run holds y and mask. DPS, ΠGDM and their latent
-    versions (aid.edm2.latent) differ only in direction and scale."""
+    versions (aid.latent) differ only in direction and scale."""
     run, x = start(net, y, mask, seeds, num_steps)
     zero = torch.zeros(run.B, device=x.device)
     for i in range(num_steps):

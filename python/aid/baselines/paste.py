@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import aid_ext
-
-from .common import start
+from aid.baselines.common import start
 
 
 def paste(net, y, mask, seeds, num_steps=18):

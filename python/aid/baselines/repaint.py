@@ -6,8 +6,7 @@ from __future__ import annotations
 import torch
 
 import aid_ext
-
-from .common import start
+from aid.baselines.common import start
 
 
 def repaint_schedule(num_steps: int, jump_length: int, jump_n_sample: int) -> list[int]:

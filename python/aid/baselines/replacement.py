@@ -3,8 +3,7 @@ known pixels are replaced by y noised to the next σ."""
 from __future__ import annotations
 
 import aid_ext
-
-from .common import start
+from aid.baselines.common import start
 
 
 def replacement(net, y, mask, seeds, num_steps=18):

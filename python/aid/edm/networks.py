@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import aid_ext
-
-from .layers import Conv2d, FourierEmbedding, GroupNorm, Linear, PositionalEmbedding, UNetBlock
+from aid.edm.layers import Conv2d, FourierEmbedding, GroupNorm, Linear, PositionalEmbedding, UNetBlock
 
 
 def drop_labels(labels, p: float, training: bool):

@@ -17,7 +17,7 @@ import pickle
 import numpy as np
 import torch
 
-from .networks import EDMPrecond
+from aid.edm.networks import EDMPrecond
 
 
 class PersistentStub:

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 import torch
 
 import aid_ext
+from aid.core.common import device_of, generators, randn_per_sample
 
 # guidance(x, sigma, denoised, sigma_next) -> u, the additive control of AID-METHOD.md §2 (or None).
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -32,21 +33,6 @@ def edm_sigmas(num_steps: int, sigma_min=0.002, sigma_max=80.0, rho=7.0, device=
 def nfe(num_steps: int, solver: str) -> int:
     """Backbone evaluations per image: N for Euler, 2N − 1 for Heun (no correction on the last step)."""
     return num_steps if solver == "euler" else 2 * num_steps - 1
-
-
-def generators(seeds: Sequence[int], device) -> list[torch.Generator]:
-    return [torch.Generator(device).manual_seed(int(s)) for s in seeds]
-
-
-def randn_per_sample(gens: list[torch.Generator], shape, device, dtype=torch.float32) -> torch.Tensor:
-    """One normal draw per image from that image's own generator: [len(gens), *shape]."""
-    return torch.stack([torch.randn(shape, generator=g, device=device, dtype=dtype) for g in gens])
-
-
-def device_of(net) -> torch.device:
-    for t in list(net.parameters()) + list(net.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 def guided_step(denoise, x, D, s, sn, u=None, heun=True, mask=None, y=None, z=None):

@@ -6,12 +6,11 @@ import json
 import os
 
 import torch
-
 from safetensors.torch import load_file
 
-from ..checkpoint import atomic_write, read_metadata, save_module
-from ..training import run_iterations
-from .networks import EDMPrecond
+from aid.core.checkpoint import atomic_write, read_metadata, save_module
+from aid.core.training import run_iterations
+from aid.edm.networks import EDMPrecond
 
 
 def edm_loss(net, x0: torch.Tensor, generator: torch.Generator, P_mean=-1.2, P_std=1.2) -> torch.Tensor:

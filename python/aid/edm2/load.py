@@ -10,9 +10,9 @@ import os
 
 import torch
 
-from ..checkpoint import load_module, save_module
-from ..edm.pickle_loader import network_stub, stub_state_dict
-from .networks import Precond
+from aid.core.checkpoint import load_module, save_module
+from aid.edm.pickle_loader import network_stub, stub_state_dict
+from aid.edm2.networks import Precond
 
 KIND = "EDM2Precond"
 

@@ -1,0 +1,406 @@
+"""Training AID's guidance module (AID-METHOD.md §5) on a frozen backbone: minibatches of data
+and masks, AIDTrainer.step, a progress bar with the running losses, a JSONL log, atomic
+snapshots of the actor (actor.safetensors, what ships) and of everything else (state.pt, for
+an exact resume after a kill), and multi-process training under torchrun.
+
+    python -m aid.guidance.train --run-dir runs/aid --iters 20000 [--steps 5,9,19] [--mask-kinds ...]
+    torchrun --nproc_per_node=8 -m aid.guidance.train --run-dir runs/aid --iters 20000 --batch 512
+
+Multi-process (torch.distributed; NCCL on GPUs, gloo on CPU). `batch` is the global batch: the
+run does not depend on how many processes share it, apart from the rollout noise.
+- Data, masks and the step count K are drawn for the whole batch from a generator that every
+  rank seeds alike; rank r takes rows [r·b, (r+1)·b) of it, b = batch / world size. The
+  rollout noise comes from a generator per rank (seeded from seed and rank), since
+  AIDTrainer.rollout draws a shard's noise in one call.
+- Gradients are averaged by an all-reduce of the flattened gradients in a step pre-hook of each
+  optimizer: exactly once per optimizer step, for the critic and the actor. Not by
+  DistributedDataParallel: AIDTrainer.actor_step takes the actor's gradient with
+  torch.autograd.grad, which fires none of DDP's hooks ("This module doesn't work with
+  torch.autograd.grad", DDP's docstring; measured here: the ranks' gradients stay apart, silently),
+  and the lookahead update runs the critic with grad enabled for a backward that never reaches
+  the critic's parameters. The hook sees the gradients actor_step sets, whichever estimator.
+  Weights start equal on every rank (same seed, or the same state.pt broadcast from rank 0).
+- Only rank 0 reads and writes files; the stop and snapshot decisions are agreed by all ranks.
+Losses are batch means, so the average of the shards' gradients is the gradient of the whole
+batch; with ACConfig.delta_norm the δ normalisation uses the shard's standard deviation.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, fields, replace
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file
+
+from aid.core.checkpoint import atomic_write, read_metadata, save_module, sha256_of
+from aid.core.common import device_of
+from aid.core.nn import n_params
+from aid.data.masks import KINDS, mask_pool
+from aid.guidance.actor_critic import ACConfig, AIDTrainer
+from aid.guidance.networks import Critic, GuidanceModule
+
+TRAIN_MASK_SEED = 20_000  # mask pools use masks(kind, n, res, TRAIN_MASK_SEED + seed), never the benchmark's 10_000 + v
+METRICS = ("cost", "critic_loss", "actor_loss", "td_abs")
+SNAPSHOT_SECONDS = 600  # also snapshot when the last one is older than this
+AC_OPTIONS = [f for f in fields(ACConfig) if f.name != "num_steps"]  # ACConfig's CLI options (K is --steps)
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group, else (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def average_gradients(opt: torch.optim.Optimizer, world: int) -> None:
+    """Before every step of opt, replace each gradient by its mean over the ranks (one all-reduce)."""
+    def hook(optimizer, args, kwargs):
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= world
+        for g, v in zip(grads, flat.split([g.numel() for g in grads])):
+            g.copy_(v.view_as(g))
+    opt.register_step_pre_hook(hook)
+
+
+def all_mean(values: list[float], world: int) -> list[float]:
+    """The mean of each number over the ranks."""
+    if world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(t)
+    return (t / world).tolist()
+
+
+def any_rank(flags: list[bool], world: int) -> list[bool]:
+    """Each flag, true when it is true on any rank (so every rank takes the same branch)."""
+    return [v > 0 for v in all_mean([float(f) for f in flags], world)]
+
+
+def _comm_device() -> torch.device:
+    """Where collectives' tensors live: the current GPU under NCCL, else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def build_trainers(backbone, cfg: ACConfig, actor_kwargs: dict, critic_kwargs: dict, steps: list[int], seed: int):
+    """One AIDTrainer per step count K, all sharing one actor, one critic and their two optimizers
+    (each trainer keeps its own σ grid; the update rules are untouched). The initial weights depend
+    on the seed only."""
+    device = device_of(backbone)
+    base = dict(img_channels=backbone.img_channels, sigma_data=backbone.sigma_data)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        actor = GuidanceModule(**{**base, **actor_kwargs}).to(device)
+        critic = Critic(**{**base, **critic_kwargs}).to(device)
+    trainers = {k: AIDTrainer(backbone, actor, critic, replace(cfg, num_steps=k), device) for k in steps}
+    first = trainers[steps[0]]
+    for t in trainers.values():
+        t.opt_actor, t.opt_critic = first.opt_actor, first.opt_critic
+    return trainers
+
+
+def warm_start(actor: GuidanceModule, path: str) -> None:
+    """Load an actor.safetensors' weights into actor (same configuration required, except that a step-aware
+    actor may start from one without the step input: its step embedding starts at zero, so training begins
+    from exactly the loaded field)."""
+    _, config, _ = read_metadata(path)
+    adds_step = bool(actor.config.get("step_aware")) and not config.get("step_aware")
+    if {**config, **({"step_aware": True} if adds_step else {})} != actor.config:
+        raise ValueError(f"train_aid: init_actor {path} is another guidance module ({described(config, actor.config)})")
+    state = load_file(path, device=str(next(actor.parameters()).device))
+    missing, _ = actor.load_state_dict(state, strict=not adds_step)
+    assert all(k.startswith("step_embed.") for k in missing), missing  # the configs matched
+
+
+def warm_start_critic(critic: Critic, path: str) -> None:
+    """Load the critic of another run's state.pt into critic (same configuration required). A fresh critic's
+    ∇V̂ steers a warm-started actor off its optimum before it has learned the value (measured: a fine-tune of
+    the bundled module rose from cost 175 to 220 in its first 230 actor iterations with a fresh critic)."""
+    s = torch.load(path, map_location="cpu", weights_only=True)
+    config = s["setup"]["critic"]
+    if config != critic.config:
+        raise ValueError(f"train_aid: init_critic {path} holds another critic ({described(config, critic.config)})")
+    critic.load_state_dict(s["trainer"]["critic"], strict=True)
+
+
+def freeze_all_but(actor: GuidanceModule, prefix: str) -> None:
+    """requires_grad only for the actor's parameters under the dotted prefix (whole name parts: "body.down.1" is
+    not "body.down.10"); the trainer then updates just those."""
+    prefix = prefix.rstrip(".")
+    names = [n for n, _ in actor.named_parameters() if n == prefix or n.startswith(prefix + ".")]
+    if not names:
+        raise ValueError(f"train_aid: actor_trainable {prefix!r} names no parameter of the guidance module "
+                         f"(it has {', '.join(sorted({n.split('.')[0] for n, _ in actor.named_parameters()}))})")
+    for n, p in actor.named_parameters():
+        p.requires_grad_(n in names)
+
+
+def draw_shard(data, pool, gen: torch.Generator, batch: int, rank: int, world: int, steps: list[int]):
+    """This rank's rows of a global batch drawn from the shared generator: (x0, mask, K)."""
+    idx = torch.randint(len(data), (batch,), generator=gen)
+    midx = torch.randint(len(pool), (batch,), generator=gen)
+    k = steps[int(torch.randint(len(steps), (1,), generator=gen))] if len(steps) > 1 else steps[0]
+    rows = slice(rank * batch // world, (rank + 1) * batch // world)
+    return data[idx[rows]], pool[midx[rows]], k
+
+
+def _check(backbone, data, mask_kinds, batch: int, iters: int, seed: int, world: int, steps) -> None:
+    C, res = backbone.img_channels, backbone.img_resolution
+    if data.dim() != 4 or tuple(data.shape[1:]) != (C, res, res):
+        raise ValueError(f"train_aid: data must be [N, {C}, {res}, {res}] like the backbone's images, "
+                         f"got {list(data.shape)}")
+    if not mask_kinds or any(k not in KINDS for k in mask_kinds):
+        raise ValueError(f"train_aid: mask_kinds must be a non-empty list from {', '.join(KINDS)}; got {mask_kinds}")
+    if iters < 0 or seed < 0 or batch < world or batch % world:
+        raise ValueError(f"train_aid: need iters >= 0, seed >= 0 and a batch divisible by the {world} process(es); "
+                         f"got iters={iters}, seed={seed}, batch={batch}")
+    if not steps or any(int(k) < 1 for k in steps):
+        raise ValueError(f"train_aid: num_steps_choices must be step counts >= 1, got {steps}")
+
+
+def differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, old value, new value) for every leaf where two nested dicts differ."""
+    out = []
+    for k in sorted(old.keys() | new.keys()):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append((prefix + k, a, b))
+    return out
+
+
+def described(old: dict, new: dict) -> str:
+    """differences(old, new) as one readable line, "key: old there, new here; ..." (old: the file's)."""
+    return "; ".join(f"{k}: {o!r} there, {n!r} here" for k, o, n in differences(old, new))
+
+
+def _resume(state_path: str, setup: dict, trainer: AIDTrainer, data_gen, noise_gen, rank: int, world: int):
+    """Rank 0 reads state.pt (if any) and hands it to every rank; returns (iteration, seconds)."""
+    box = [torch.load(state_path, map_location="cpu", weights_only=True)
+           if rank == 0 and os.path.exists(state_path) else None]
+    if world > 1:
+        dist.broadcast_object_list(box, src=0)
+    s = box[0]
+    if s is None:
+        return 0, 0.0
+    if s["setup"] != setup:
+        raise ValueError(f"train_aid: {os.path.dirname(state_path)} holds a run with another setup "
+                         f"({described(s['setup'], setup)}); "
+                         f"refusing to resume it; use another run_dir")
+    trainer.load_state_dict(s["trainer"])
+    data_gen.set_state(s["data_gen"])
+    noise_gen.set_state(s["noise_gens"][rank])
+    return s["iter"], s["seconds"]
+
+
+class RunningMeans:
+    """Sums of the logged numbers since the last log line; the bar and the log show their means."""
+
+    def __init__(self):
+        self.sums, self.n = dict.fromkeys(METRICS, 0.0), 0
+
+    def add(self, values: list[float]) -> None:
+        for name, v in zip(METRICS, values):
+            self.sums[name] += v
+        self.n += 1
+
+    def means(self) -> dict:
+        return {name: v / self.n for name, v in self.sums.items()}
+
+
+def save_snapshot(run_dir: str, trainer: AIDTrainer, data_gen, noise_gen, it: int, seconds: float, setup: dict,
+                  rank: int, world: int, keep: bool = False) -> None:
+    """Gather every rank's noise-generator state; rank 0 writes actor.safetensors and state.pt atomically
+    (and, when keep, a copy actor_ITER.safetensors for choosing a snapshot later)."""
+    noise_states = [noise_gen.get_state()]
+    if world > 1:
+        noise_states = [None] * world
+        dist.all_gather_object(noise_states, noise_gen.get_state())
+    if rank != 0:
+        return
+    actor, n_backbone = trainer.actor, setup["backbone"]["params"]
+    extra = dict(iterations=it, images=it * setup["batch"], seconds=seconds, ac_config=setup["cfg"],
+                 num_steps_choices=setup["num_steps_choices"], mask_kinds=setup["mask_kinds"],
+                 actor_params=n_params(actor), backbone_params=n_backbone,
+                 param_ratio=n_params(actor) / n_backbone if n_backbone else None,  # None: a parameter-free oracle
+                 critic=setup["critic"], world_size=world)
+    save_module(actor, os.path.join(run_dir, "actor.safetensors"), "GuidanceModule", actor.config, extra)
+    if keep:
+        shutil.copyfile(os.path.join(run_dir, "actor.safetensors"), os.path.join(run_dir, f"actor_{it:06d}.safetensors"))
+    state = dict(trainer={**trainer.state_dict(), "iteration": it}, data_gen=data_gen.get_state(),
+                 noise_gens=noise_states, iter=it, seconds=seconds, setup=setup)
+    atomic_write(os.path.join(run_dir, "state.pt"), lambda tmp: torch.save(state, tmp))
+
+
+def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACConfig(), actor_kwargs=None,
+              critic_kwargs=None, mask_kinds, iters: int, batch: int = 64, seed: int = 0, progress=True,
+              max_seconds=None, snapshot_every=500, log_every=10, masks_per_kind=1000,
+              num_steps_choices=None, init_actor: str | None = None, init_critic: str | None = None,
+              actor_trainable: str | None = None, keep_snapshots=False) -> GuidanceModule:
+    """Train AID's actor (and critic) on data [N, C, H, W] in [-1, 1] with masks of the given kinds;
+    resumes from run_dir/state.pt (refused if the setup differs). Returns the actor.
+
+    batch          the global batch (split over the processes of an initialised process group).
+    num_steps_choices  when given, each iteration draws K from it (replacing cfg.num_steps), so one
+                   module serves several step counts.
+    init_actor     an actor.safetensors to start the actor from (a warm start: the critic and Adam start
+                   fresh, and cfg.critic_warmup fits the critic to the warm-started actor first).
+    init_critic    a state.pt of another run (its actor.safetensors' companion) to start the critic from.
+    actor_trainable  a parameter-name prefix: train only the actor's parameters whose names start with it, e.g.
+                   "step_embed" to teach a warm-started module the step input while its field stays put.
+    masks_per_kind a fixed pool per kind, from seeds disjoint from aid.data.masks.benchmark_masks'.
+    keep_snapshots also keep every snapshot's actor as run_dir/actor_ITER.safetensors (for choosing
+                   one on a validation split: benchmarks/tune_baselines.py --aid).
+    Writes run_dir/actor.safetensors (the guidance module, its config and the run's numbers in the
+    metadata) and run_dir/state.pt every snapshot_every iterations and at the end, and
+    run_dir/log.jsonl (means over log_every iterations, and the last iteration's K). Stops after
+    `iters` iterations in total, or after max_seconds of this call."""
+    rank, world = rank_and_world()
+    steps = [int(k) for k in num_steps_choices] if num_steps_choices is not None else [cfg.num_steps]
+    _check(backbone, data, list(mask_kinds), batch, iters, seed, world, steps)
+    trainers = build_trainers(backbone, cfg, actor_kwargs or {}, critic_kwargs or {}, steps, seed)
+    trainer, device = trainers[steps[0]], device_of(backbone)
+    setup = json.loads(json.dumps(dict(
+        cfg=asdict(cfg), num_steps_choices=num_steps_choices and steps, actor=trainer.actor.config,
+        critic=trainer.critic.config, mask_kinds=list(mask_kinds), masks_per_kind=masks_per_kind, batch=batch,
+        seed=seed, world_size=world, backbone=dict(cls=type(backbone).__name__, params=n_params(backbone)),
+        init_actor=init_actor and sha256_of(init_actor),
+        **({"init_critic": sha256_of(init_critic)} if init_critic else {}),  # absent: older runs still resume
+        **({"actor_trainable": actor_trainable} if actor_trainable else {}))))
+    if init_actor:
+        warm_start(trainer.actor, init_actor)
+    if init_critic:
+        warm_start_critic(trainer.critic, init_critic)
+    if actor_trainable:
+        if not init_actor:  # a fresh actor's zero output layer gives every other parameter a zero gradient
+            raise ValueError("train_aid: actor_trainable fine-tunes part of a trained actor; pass init_actor too")
+        freeze_all_but(trainer.actor, actor_trainable)
+    pool = mask_pool(list(mask_kinds), masks_per_kind, backbone.img_resolution, TRAIN_MASK_SEED + seed)
+    data_gen = torch.Generator().manual_seed(seed)
+    noise_gen = torch.Generator(device).manual_seed((seed + 1) * 1_000_003 + rank)
+    it, seconds = _resume(os.path.join(run_dir, "state.pt"), setup, trainer, data_gen, noise_gen, rank, world)
+    if world > 1:
+        average_gradients(trainer.opt_actor, world)
+        average_gradients(trainer.opt_critic, world)
+    t_start = t_last = time.time()
+
+    def elapsed() -> float:
+        return round(seconds + time.time() - t_start, 1)
+
+    def snapshot() -> None:
+        save_snapshot(run_dir, trainer, data_gen, noise_gen, it, elapsed(), setup, rank, world, keep_snapshots)
+
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm  # optional dependency, only for the progress bar
+        bar = tqdm(total=iters, initial=it, desc="AID actor–critic", dynamic_ncols=True)
+    if rank == 0:
+        os.makedirs(run_dir, exist_ok=True)
+    window = RunningMeans()
+    with open(os.path.join(run_dir, "log.jsonl") if rank == 0 else os.devnull, "a") as log:
+        while it < iters:
+            stop, due = any_rank([max_seconds is not None and time.time() - t_start >= max_seconds,
+                                  time.time() - t_last > SNAPSHOT_SECONDS], world)
+            if stop:
+                break
+            x0, mask, k = draw_shard(data, pool, data_gen, batch, rank, world, steps)
+            trainers[k].iteration = it  # the trainers share one count (warm-up, learning-rate schedule)
+            out = trainers[k].step(x0.to(device), mask.to(device), noise_gen)
+            it += 1
+            window.add(all_mean([out[m] for m in METRICS], world))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({name: f"{v:.4g}" for name, v in window.means().items()})
+            if it % log_every == 0 or it == iters:
+                means = {name: round(v, 6) for name, v in window.means().items()}
+                log.write(json.dumps({"iter": it, **means, "last_K": k, "seconds": elapsed()}) + "\n")
+                log.flush()
+                window = RunningMeans()
+            if it % snapshot_every == 0 or due:
+                snapshot()
+                t_last = time.time()
+    snapshot()
+    if bar is not None:
+        bar.close()
+    return trainer.actor
+
+
+def init_distributed(device: str | None) -> torch.device:
+    """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL on the local GPU, gloo on
+    the CPU. Returns this process's device (the local GPU, else the CPU, unless one is named)."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def parser() -> argparse.ArgumentParser:
+    from .edm import DEFAULT_BACKBONE
+    p = argparse.ArgumentParser(description="Train AID's guidance module on a frozen EDM backbone (resumable; "
+                                            "multi-process under torchrun).")
+    p.add_argument("--run-dir", required=True, help="folder for actor.safetensors, state.pt, log.jsonl")
+    p.add_argument("--iters", type=int, required=True)
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="EDM .pkl or .safetensors (default: the bundled one)")
+    p.add_argument("--data", default=None, help="training images: a folder or an EDM dataset zip, at the backbone's "
+                                                 "resolution and channels (default: Fashion-MNIST's training split)")
+    p.add_argument("--mask-kinds", default=",".join(KINDS), help="comma-separated aid.data.masks kinds")
+    p.add_argument("--batch", type=int, default=64, help="global batch, split over the processes")
+    p.add_argument("--steps", default=str(ACConfig.num_steps),
+                   help="K, rollout steps; a comma-separated list draws K from it every iteration")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-seconds", type=float, default=None, help="stop this call after so many seconds")
+    p.add_argument("--device", default=None, help="default: the (local) GPU if there is one, else the CPU")
+    p.add_argument("--masks-per-kind", type=int, default=1000)
+    p.add_argument("--snapshot-every", type=int, default=500)
+    p.add_argument("--keep-snapshots", action="store_true",
+                   help="also keep each snapshot's actor as actor_ITER.safetensors (to choose one on validation)")
+    p.add_argument("--init-actor", default=None, help="warm start: an actor.safetensors to start the actor from")
+    p.add_argument("--init-critic", default=None, help="warm start: another run's state.pt to start the critic from")
+    p.add_argument("--actor-trainable", default=None, metavar="PREFIX",
+                   help="train only the actor's parameters whose names start with PREFIX (e.g. step_embed)")
+    p.add_argument("--actor", default="{}", help="GuidanceModule keyword arguments as JSON, e.g. '{\"width\": 32}'")
+    p.add_argument("--critic", default="{}", help="Critic keyword arguments as JSON")
+    for f in AC_OPTIONS:  # every ACConfig option, with its default
+        kind = type(f.default)
+        p.add_argument("--" + f.name.replace("_", "-"), default=f.default, help=f"ACConfig.{f.name} ({f.default})",
+                       **({"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind}))
+    return p
+
+
+def main(argv=None):
+    from .data import fashion_mnist, image_dataset
+    from .edm import load
+    a = parser().parse_args(argv)
+    device = init_distributed(a.device)
+    backbone = load(a.backbone, device)
+    data, _ = image_dataset(a.data) if a.data else fashion_mnist("train", backbone.img_resolution)
+    steps = [int(k) for k in a.steps.split(",")]
+    cfg = ACConfig(num_steps=steps[0], **{f.name: getattr(a, f.name) for f in AC_OPTIONS})
+    actor = train_aid(backbone, data, a.run_dir, cfg=cfg, actor_kwargs=json.loads(a.actor),
+                      critic_kwargs=json.loads(a.critic), mask_kinds=a.mask_kinds.split(","), iters=a.iters,
+                      batch=a.batch, seed=a.seed, max_seconds=a.max_seconds, snapshot_every=a.snapshot_every,
+                      masks_per_kind=a.masks_per_kind, num_steps_choices=steps if len(steps) > 1 else None,
+                      init_actor=a.init_actor, init_critic=a.init_critic, actor_trainable=a.actor_trainable,
+                      keep_snapshots=a.keep_snapshots)
+    if rank_and_world()[0] == 0:
+        print(f"guidance module: {n_params(actor):,} parameters ({n_params(actor) / n_params(backbone):.2%} of the "
+              f"backbone), {os.path.join(a.run_dir, 'actor.safetensors')}")
+    if dist.is_initialized():
+        dist.barrier()  # every rank done before any tears down (gloo can abort a rank whose peer left first)
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
