@@ -85,7 +85,8 @@ def _same_shape(x: Tensor, *others: Tensor | None) -> None:
             torch._check_value(t.shape == x.shape,
                                lambda: f"aid_ext: expected shape {tuple(x.shape)}, got {tuple(t.shape)}")
             torch._check_type(t.dtype == x.dtype, lambda: f"aid_ext: expected dtype {x.dtype}, got {t.dtype}")
-            torch._check_value(t.device == x.device, lambda: f"aid_ext: argument is on {t.device} but x is on {x.device}")
+            torch._check_value(t.device == x.device,
+                               lambda: f"aid_ext: argument is on {t.device} but x is on {x.device}")
 
 
 @torch.library.register_fake("aid_ext::edm_scale_input")

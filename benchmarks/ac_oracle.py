@@ -99,7 +99,8 @@ class ExactCritic(torch.nn.Module):
 def run(a) -> dict:
     """Train once; returns J(0), J*, and the gap at every --every iterations (with time and memory)."""
     net, draw, mask1 = problem(a)
-    cfg = ACConfig(beta=a.beta, lam=a.lam, num_steps=a.steps, solver=a.solver, lr_actor=a.lr_actor, lr_critic=a.lr_critic,
+    cfg = ACConfig(beta=a.beta, lam=a.lam, num_steps=a.steps, solver=a.solver, lr_actor=a.lr_actor,
+                   lr_critic=a.lr_critic,
                    critic_warmup=a.warmup, delta_norm=a.delta_norm, actor_update=a.actor_update,
                    critic_trace=a.critic_trace, critic_updates=a.critic_updates,
                    lr_decay_iters=a.iters if a.lr_decay else 0)
@@ -131,7 +132,8 @@ def run(a) -> dict:
             rows.append({"iter": it, "J": j, "gap": (j - J_star) / (J0 - J_star), "train_seconds": train_s})
             say(f"| {it} | {j:.4f} | {rows[-1]['gap']:.3f} | {train_s:.0f} |", flush=True)
     return {"args": vars(a), "d": a.res * a.res, "J0": J0, "J_star": J_star, "rows": rows,
-            "seconds_per_iter": train_s / a.iters, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "seconds_per_iter": train_s / a.iters,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main(argv=None):

@@ -6,7 +6,7 @@ optimality gap (J − J*)/(J(0) − J*) against iterations.
     python benchmarks/ac_scaling.py --out runs/ac_scaling --report-only
 
 Each (setting, res) run is one JSON in --out, skipped when it exists (rerun to resume a sweep).
-The settings are named rows; "paper" is AID-METHOD.md §5 as written (likelihood-ratio actor,
+The settings are named rows; "paper" is docs/method.md as written (likelihood-ratio actor,
 pooled critic), the others change one lever at a time from it or from "lookahead".
 """
 from __future__ import annotations
@@ -15,10 +15,8 @@ import argparse
 import glob
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ac_oracle  # noqa: E402
+import ac_oracle  # beside this script (a script's folder is on sys.path)
 
 BASE = ["--oracle", "field", "--steps", "5", "--every", "250", "--warmup", "100", "--lr-actor", "1e-3",
         "--lr-critic", "3e-3", "--quiet"]

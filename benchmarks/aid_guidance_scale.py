@@ -50,9 +50,11 @@ def reference_points(path: str, panels: set[tuple[str, int]], images: int) -> li
 
 
 def markdown(cells: list[dict]) -> str:
-    rows = ["| mask | NFE | s | hole PSNR (dB) | SSIM | FD_fmnist | KD_fmnist | s/image |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| mask | NFE | s | hole PSNR (dB) | SSIM | FD_fmnist | KD_fmnist | s/image |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for c in cells:
-        rows.append(f"| {c['mask']} | {c['nfe']} | {c['scale']:g} | {fmt(c['hole_psnr'], '.2f')} | {fmt(c['ssim'], '.3f')} "
+        rows.append(f"| {c['mask']} | {c['nfe']} | {c['scale']:g} | {fmt(c['hole_psnr'], '.2f')} "
+                    f"| {fmt(c['ssim'], '.3f')} "
                     f"| {fmt(c['fd_fmnist'], '.2f')} | {fmt(c['kd_fmnist'], '.2f')} | {c['seconds_per_image']:.4f} |")
     return "\n".join(rows) + "\n"
 

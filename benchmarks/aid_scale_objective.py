@@ -6,7 +6,7 @@
 The guidance-scale sweep (aid_guidance_scale.py) found that a field scaled by s > 1 gives a higher hole PSNR,
 most at 19 steps. Hole PSNR is not what AID minimises: its objective is
     J(u) = E[Σ_k (β/2)Δr_k‖u_k‖² + Ψ(X_K)],   Ψ = ‖m⊙e‖² + w_hole·‖(1−m)⊙e‖²,  e = X_K − x0
-(AID-METHOD.md; β and w_hole from the module's training). If J(s·μ_φ) is least near s = 1, the trained field is
+(docs/method.md; β and w_hole from the module's training). If J(s·μ_φ) is least near s = 1, the trained field is
 optimal for J along that direction, and a stronger field has to come from the objective (β, w_hole), not from
 more training; if J still falls for s > 1, the actor under-steers for its own objective.
 

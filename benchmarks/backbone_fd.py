@@ -69,7 +69,8 @@ def main(argv=None):
     train, _ = fashion_mnist("train", 32)
     half = min(a.num, 30000)
     result = {"backbone": os.path.abspath(a.backbone), "num": a.num, "steps": a.steps, "nfe": 2 * a.steps - 1,
-              "sampling_seconds": round(seconds, 1), "batches_resumed_from_cache": resumed, "threads": torch.get_num_threads(),
+              "sampling_seconds": round(seconds, 1), "batches_resumed_from_cache": resumed,
+              "threads": torch.get_num_threads(),
               "samples_vs_test": fmnist_distances(x, test),
               "train_half_vs_half": fmnist_distances(train[:half], train[half:2 * half])}
     with open(os.path.join(a.out, "result.json"), "w") as f:

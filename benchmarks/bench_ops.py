@@ -62,7 +62,8 @@ def table(rows) -> str:
         lines.append(
             f"| {r['op']} | {'×'.join(map(str, r['shape']))} | {r['fused_s'] * 1e6:.1f} | {r['eager_s'] * 1e6:.1f} | "
             f"{comp * 1e6:.1f} | " if comp else
-            f"| {r['op']} | {'×'.join(map(str, r['shape']))} | {r['fused_s'] * 1e6:.1f} | {r['eager_s'] * 1e6:.1f} | – | ")
+            f"| {r['op']} | {'×'.join(map(str, r['shape']))} | {r['fused_s'] * 1e6:.1f} "
+            f"| {r['eager_s'] * 1e6:.1f} | – | ")
         lines[-1] += (f"{r['eager_s'] / r['fused_s']:.2f} | " + (f"{comp / r['fused_s']:.2f} | " if comp else "– | ") +
                       f"{r['fused_GBps']:.1f} | {r['copy_GBps']:.1f} | {100 * r['copy_s'] / r['fused_s']:.0f} |")
     return "\n".join(lines)

@@ -59,8 +59,8 @@ Tensor edm_scale_input(const Tensor& x, const Tensor& sigma, double sigma_data) 
   AID_DISPATCH(x, op, [&] {
     using T = at::opmath_type<scalar_t>;
     auto s = coef<T>(im, "sigma", sigma);
-    bad = Backend::run(im.layout(), kern::ScaleInput<scalar_t, T>{out.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc),
-                                                                    s.view, T(sigma_data)}, x);
+    bad = Backend::run(im.layout(), kern::ScaleInput<scalar_t, T>{
+        .out = out.mutable_data_ptr<scalar_t>(), .x = cptr<scalar_t>(xc), .sigma = s.view, .sd = T(sigma_data)}, x);
   });
   report(op, bad, {{kSigma, "'sigma' must be >= 0"}});
   return out;
@@ -77,8 +77,8 @@ Tensor edm_denoise(const Tensor& x, const Tensor& F, const Tensor& sigma, double
     auto s = coef<T>(im, "sigma", sigma);
     with_presence<Backend::kSpecialize>([&](auto U) {
       bad = Backend::run(im.layout(), kern::Denoise<scalar_t, T, AID_HAS(U)>{
-          out.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc), cptr<scalar_t>(Fc), {cptr<scalar_t>(uc)}, s.view,
-          T(sigma_data)}, x);
+          .out = out.mutable_data_ptr<scalar_t>(), .x = cptr<scalar_t>(xc), .F = cptr<scalar_t>(Fc),
+          .u = {cptr<scalar_t>(uc)}, .sigma = s.view, .sd = T(sigma_data)}, x);
     }, uc.defined());
   });
   report(op, bad, {{kSigma, "'sigma' must be >= 0"}});
@@ -95,7 +95,7 @@ struct ProjArgs {
                       ": argument 'z' (projection noise) is only meaningful with 'mask' and 'y'");
   }
   template <class S, class T, kern::Has M, kern::Has Z> kern::Projection<S, T, M, Z> view() const {
-    return {{cptr<S>(m)}, {cptr<S>(y)}, {cptr<S>(z)}};
+    return {.m = {cptr<S>(m)}, .y = {cptr<S>(y)}, .z = {cptr<S>(z)}};
   }
 };
 
@@ -116,8 +116,9 @@ std::tuple<Tensor, Tensor> edm_euler_step(const Tensor& x, const Tensor& D, cons
     auto s = coef<T>(im, "sigma", sigma), sn = coef<T>(im, "sigma_next", sigma_next);
     with_presence<Backend::kSpecialize>([&](auto U, auto M, auto Z) {
       bad = Backend::run(im.layout(), kern::EulerStep<scalar_t, T, AID_HAS(U), AID_HAS(M), AID_HAS(Z)>{
-          x_next.mutable_data_ptr<scalar_t>(), d.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc), cptr<scalar_t>(Dc),
-          {cptr<scalar_t>(uc)}, p.view<scalar_t, T, AID_HAS(M), AID_HAS(Z)>(), s.view, sn.view}, x);
+          .x_next = x_next.mutable_data_ptr<scalar_t>(), .d_out = d.mutable_data_ptr<scalar_t>(),
+          .x = cptr<scalar_t>(xc), .D = cptr<scalar_t>(Dc), .u = {cptr<scalar_t>(uc)},
+          .proj = p.view<scalar_t, T, AID_HAS(M), AID_HAS(Z)>(), .sigma = s.view, .sigma_next = sn.view}, x);
     }, uc.defined(), p.m.defined(), p.z.defined());
   });
   report(op, bad, {{kSigma, "'sigma' must be > 0 (the slope divides by it)"},
@@ -141,9 +142,9 @@ Tensor edm_heun_correct(const Tensor& x, const Tensor& d, const Tensor& x_pred, 
     auto s = coef<T>(im, "sigma", sigma), sn = coef<T>(im, "sigma_next", sigma_next);
     with_presence<Backend::kSpecialize>([&](auto U, auto M, auto Z) {
       bad = Backend::run(im.layout(), kern::HeunCorrect<scalar_t, T, AID_HAS(U), AID_HAS(M), AID_HAS(Z)>{
-          x_next.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc), cptr<scalar_t>(dc), cptr<scalar_t>(xpc),
-          cptr<scalar_t>(Dpc), {cptr<scalar_t>(uc)}, p.view<scalar_t, T, AID_HAS(M), AID_HAS(Z)>(), s.view,
-          sn.view}, x);
+          .x_next = x_next.mutable_data_ptr<scalar_t>(), .x = cptr<scalar_t>(xc), .d = cptr<scalar_t>(dc),
+          .x_pred = cptr<scalar_t>(xpc), .D_pred = cptr<scalar_t>(Dpc), .u = {cptr<scalar_t>(uc)},
+          .proj = p.view<scalar_t, T, AID_HAS(M), AID_HAS(Z)>(), .sigma = s.view, .sigma_next = sn.view}, x);
     }, uc.defined(), p.m.defined(), p.z.defined());
   });
   report(op, bad, {{kSigma, "'sigma' must be >= 0"},
@@ -174,9 +175,9 @@ Tensor edm_ddim_step(const Tensor& x, const Tensor& D, const Tensor& sigma, cons
          w = coef_or<T>(im, "dc_weight", weight, 1.0), k = coef_or<T>(im, "g_scale", g_scale, 1.0);
     with_presence<Backend::kSpecialize>([&](auto Z, auto M, auto G) {
       bad = Backend::run(im.layout(), kern::DdimStep<scalar_t, T, AID_HAS(Z), AID_HAS(M), AID_HAS(G)>{
-          x_next.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc), cptr<scalar_t>(Dc), {cptr<scalar_t>(zc)},
-          {cptr<scalar_t>(mc)}, {cptr<scalar_t>(yc)}, {cptr<scalar_t>(gc)}, s.view, sn.view, e.view, w.view, k.view},
-          x);
+          .x_next = x_next.mutable_data_ptr<scalar_t>(), .x = cptr<scalar_t>(xc), .D = cptr<scalar_t>(Dc),
+          .z = {cptr<scalar_t>(zc)}, .m = {cptr<scalar_t>(mc)}, .y = {cptr<scalar_t>(yc)}, .g = {cptr<scalar_t>(gc)},
+          .sigma = s.view, .sigma_next = sn.view, .eta = e.view, .weight = w.view, .g_scale = k.view}, x);
     }, zc.defined(), mc.defined(), gc.defined());
   });
   report(op, bad, {{kSigma, "'sigma' must be > 0 (the step divides by it)"},
@@ -194,8 +195,9 @@ Tensor edm_renoise(const Tensor& x, const Tensor& sigma, const Tensor& sigma_nex
   AID_DISPATCH(x, op, [&] {
     using T = at::opmath_type<scalar_t>;
     auto s = coef<T>(im, "sigma", sigma), sn = coef<T>(im, "sigma_next", sigma_next);
-    bad = Backend::run(im.layout(), kern::Renoise<scalar_t, T>{out.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc),
-                                                                 cptr<scalar_t>(zc), s.view, sn.view}, x);
+    bad = Backend::run(im.layout(), kern::Renoise<scalar_t, T>{
+        .out = out.mutable_data_ptr<scalar_t>(), .x = cptr<scalar_t>(xc), .z = cptr<scalar_t>(zc), .sigma = s.view,
+        .sigma_next = sn.view}, x);
   });
   report(op, bad, {{kSigma, "'sigma' must be >= 0"},
                    {kSigmaNext, "'sigma_next' must be >= 'sigma' (renoising only adds noise)"}});
@@ -215,8 +217,8 @@ Tensor mask_project(const Tensor& x, const Tensor& mask, const Tensor& y, const 
     auto s = coef<T>(im, "sigma", sigma);
     with_presence<Backend::kSpecialize>([&](auto Z) {
       bad = Backend::run(im.layout(), kern::MaskProject<scalar_t, T, AID_HAS(Z)>{
-          out.mutable_data_ptr<scalar_t>(), cptr<scalar_t>(xc), p.view<scalar_t, T, kern::Has::yes, AID_HAS(Z)>(),
-          s.view}, x);
+          .out = out.mutable_data_ptr<scalar_t>(), .x = cptr<scalar_t>(xc),
+          .proj = p.view<scalar_t, T, kern::Has::yes, AID_HAS(Z)>(), .sigma = s.view}, x);
     }, p.z.defined());
   });
   report(op, bad, {{kSigma, "'sigma' must be >= 0"}, {kMask, kMaskRange}});

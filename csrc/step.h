@@ -1,7 +1,7 @@
 // The per-element math of every aid_ext op: torch-free, __host__ __device__, the single
 // source of truth shared by the CPU loops and the CUDA kernels. `T` is the accumulation
 // type (float for half/bfloat16/float storage, double for double). Each function names
-// its twin in aid_ext/reference.py. Symbols follow AID-METHOD.md §1-2: σ = s, σ_next = sn,
+// its twin in aid_ext/reference.py. Symbols follow docs/method.md: σ = s, σ_next = sn,
 // σ_data = sd, D the denoised estimate, u the guidance (control), m the mask (1 = known).
 #pragma once
 #include <cmath>
@@ -26,7 +26,7 @@ template <class T> AID_HD T denoise(T x, T F, T u, T cs, T co, T s) { return cs 
 // The probability-flow slope d = (x − D)/σ. reference: edm_euler_step.
 template <class T> AID_HD T slope(T x, T D, T s) { return (x - D) / s; }
 
-// Guided Euler: x + (σ_next − σ)·d + Δr·u, with Δr = σ − σ_next (AID-METHOD.md §2).
+// Guided Euler: x + (σ_next − σ)·d + Δr·u, with Δr = σ − σ_next (docs/method.md).
 template <class T> AID_HD T euler(T x, T d, T u, T s, T sn) { return x + (sn - s) * d + (s - sn) * u; }
 
 // Guided Heun (trapezoid) with the control added once after the corrected step:

@@ -30,7 +30,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def method_names() -> list[str]:
-    from .baselines import METHODS
+    from aid.baselines import METHODS
     return ["aid"] + list(METHODS)
 
 
@@ -46,7 +46,8 @@ def check_device(name: str):
     if device.type == "cuda":
         info = aid_ext.build_info()
         if not info["with_cuda"]:
-            raise ValueError(f"--device {name}: this aid_ext build is CPU-only (built for torch {info['torch_version']}); "
+            raise ValueError(f"--device {name}: this aid_ext build is CPU-only "
+                             f"(built for torch {info['torch_version']}); "
                              "rebuild with CUDA (README, 'Building with CUDA') or use --device cpu")
         if not torch.cuda.is_available():
             raise ValueError(f"--device {name}: torch sees no GPU on this machine; use --device cpu")
@@ -59,11 +60,10 @@ def cmd_info(a) -> None:
     import torch
 
     import aid_ext
-
-    from . import __version__
-    from .data import fashion_mnist_dir
-    from .deploy import DEFAULT_GUIDANCE
-    from .edm import DEFAULT_BACKBONE
+    from aid import __version__
+    from aid.data.datasets import fashion_mnist_dir
+    from aid.edm import DEFAULT_BACKBONE
+    from aid.guidance.sample import DEFAULT_GUIDANCE
     b = aid_ext.build_info()
     gpu = (f"{torch.cuda.device_count()} GPU(s), {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
            else f"no GPU; CPU with {torch.get_num_threads()} torch threads")
@@ -83,8 +83,8 @@ def cmd_info(a) -> None:
 
 
 def cmd_convert(a) -> None:
-    from .edm import convert, load
-    from .guidance import n_params
+    from aid.core.nn import n_params
+    from aid.edm import convert, load
     if not os.path.isfile(a.pkl):
         raise FileNotFoundError(f"PKL: no such file: {a.pkl} (download the official checkpoint yourself first)")
     convert(a.pkl, a.out)
@@ -94,8 +94,8 @@ def cmd_convert(a) -> None:
 
 
 def cmd_demo(a) -> None:
-    from . import speed_quality
-    from .deploy import DEFAULT_GUIDANCE
+    from aid.bench import run as speed_quality
+    from aid.guidance.sample import DEFAULT_GUIDANCE
     methods, skipped = list(dict.fromkeys(a.methods)), {}
     if a.guidance and not os.path.isfile(a.guidance):
         raise FileNotFoundError(f"--guidance: no such file: {a.guidance}")
@@ -118,7 +118,7 @@ def cmd_demo(a) -> None:
 
 
 def cmd_inpaint(a) -> None:
-    from .inpaint import inpaint
+    from aid.inpaint import inpaint
     inpaint(a, check_device(a.device))
 
 
@@ -132,13 +132,13 @@ def passthrough(name: str, module: str, help: str):
 
 
 PASSTHROUGH = {name: passthrough(name, module, text) for name, module, text in [
-    ("train-backbone", ".edm.train", "train an EDM backbone on Fashion-MNIST 32×32 (as the bundled one; "
+    ("train-backbone", "aid.edm.train", "train an EDM backbone on Fashion-MNIST 32×32 (as the bundled one; "
      "`aid train-backbone --help`)"),
-    ("bench", ".speed_quality", "the speed–quality benchmark, every method × NFE × mask (`aid bench --help`)")]}
+    ("bench", "aid.bench.run", "the speed–quality benchmark, every method × NFE × mask (`aid bench --help`)")]}
 
 
 def parser() -> Parser:
-    from .train_aid import parser as train_aid_parser
+    from aid.guidance.train import parser as train_aid_parser
     p = Parser(prog="aid", description="AID: Amortized Inpainting with Diffusion on frozen EDM backbones.",
                epilog="`aid SUBCOMMAND --help` for the options of each.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -209,7 +209,7 @@ def main(argv=None) -> int:
         if command in PASSTHROUGH:
             PASSTHROUGH[command][0](argv[1:])
         elif command == "train":
-            from . import train_aid
+            from aid.guidance import train as train_aid
             parser().parse_args(argv)  # the usage errors, as `aid train: error: ...`
             train_aid.main(argv[1:])
         else:

@@ -1,4 +1,4 @@
-"""AID and the baselines in EDM2's latent space (AID-METHOD.md §3; anchors.md §C.3).
+"""AID and the baselines in EDM2's latent space (docs/edm2-latent.md).
 
 Per image x (pixels in [−1, 1]) and pixel mask m (1 = known):
 - m_lat = latent_mask(m): a latent cell is known only if all f×f pixels under it are known

@@ -1,4 +1,5 @@
-"""aid.bench.run (benchmarks/speed_quality.py, `aid bench`): the --quick smoke run on a tiny random backbone writes every output
+"""aid.bench.run (benchmarks/speed_quality.py, `aid bench`):
+the --quick smoke run on a tiny random backbone writes every output
 with finite numbers and pasted known pixels, --resume skips finished cells, the NFE→steps rule,
 the methods never see the hole, every method runs (DEFT and AID through their module options), and
 bad arguments stop with a clear message."""
@@ -11,8 +12,8 @@ from functools import partial
 import pytest
 import torch
 
-from aid import speed_quality as sq
 from aid.baselines.deft import KIND, HTransform
+from aid.bench import run as sq
 from aid.core.checkpoint import save_module
 from aid.data.masks import masks
 from aid.edm import EDMPrecond
@@ -102,7 +103,8 @@ def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, bac
     assert res[2]["cells"]["center_box/ddnm/2"] == dict(res[1]["cells"]["center_box/ddnm/2"], run=1)
     assert len(res[2]["runs"]) == 3 and len(res[2]["cells"]) == 2  # nothing was run again
     assert os.path.getsize(os.path.join(both, "examples.png")) > 0
-    sq.main(small + ["--out", a, "--methods", "paste", "ddnm", "--resume", "--merge", both])  # merged back: A's run once
+    # merged back: A's run is listed once
+    sq.main(small + ["--out", a, "--methods", "paste", "ddnm", "--resume", "--merge", both])
     back = json.load(open(os.path.join(a, "results.json")))
     assert back["runs"][:3] == res[2]["runs"] and len(back["runs"]) == 4 and back["cells"] == res[2]["cells"]
     with pytest.raises(SystemExit, match="--merge: .* other settings: images"):
@@ -239,11 +241,7 @@ def test_every_method_runs_and_zero_amortized_modules_equal_paste(fmnist, backbo
 def test_guidance_scale_sweep_zero_is_paste_resumes_and_draws_the_reference(fmnist, backbone, quick, tmp_path):
     """benchmarks/aid_guidance_scale.py: s = 0 is the paste baseline's cell (same images, masks, seeds, metrics),
     s = 1 with a non-zero module differs from it; a rerun keeps its cells; the plot takes a speed_quality JSON."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        "aid_guidance_scale", os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "aid_guidance_scale.py"))
-    gs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gs)
+    from benchmarks import aid_guidance_scale as gs
     torch.manual_seed(0)
     u = GuidanceModule(1, width=8, depth=1, emb=8)
     torch.nn.init.normal_(u.conv_out.weight, std=0.1)
@@ -258,7 +256,8 @@ def test_guidance_scale_sweep_zero_is_paste_resumes_and_draws_the_reference(fmni
     assert cells["center_box/5/0/8"]["hole_psnr"] == paste["hole_psnr"]
     assert cells["center_box/5/0/8"]["fd_fmnist"] == pytest.approx(paste["fd_fmnist"], rel=1e-5)
     assert cells["center_box/5/1/8"]["hole_psnr"] != paste["hole_psnr"]
-    assert len(gs.reference_points(os.path.join(q_out, "results.json"), {("center_box", 5)}, 8)) == len(sq.QUICK["methods"])
+    points = gs.reference_points(os.path.join(q_out, "results.json"), {("center_box", 5)}, 8)
+    assert len(points) == len(sq.QUICK["methods"])
     os.remove(tmp_path / "gs" / "scale.png")
     gs.main(args)  # resumed: nothing to run, the reports written again
     assert json.load(open(tmp_path / "gs" / "scale.json"))["cells"] == cells

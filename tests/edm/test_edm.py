@@ -1,5 +1,5 @@
 """EDM networks (official configurations and parameter counts) and the sampler against a
-float64 plain-PyTorch EDM sampler written here from AID-METHOD.md §1."""
+float64 plain-PyTorch EDM sampler written here from docs/method.md."""
 import pytest
 import torch
 
@@ -33,7 +33,7 @@ def small_net(seed=0, **kw):
 
 
 def edm_sampler_float64(net, noise, num_steps, solver):
-    """EDM's deterministic sampler in float64, from the equations (AID-METHOD.md §1)."""
+    """EDM's deterministic sampler in float64, from the equations (docs/method.md)."""
     n = torch.arange(num_steps, dtype=torch.float64)
     t = (80 ** (1 / 7) + n / (num_steps - 1) * (0.002 ** (1 / 7) - 80 ** (1 / 7))) ** 7
     t = torch.cat([t, torch.zeros(1, dtype=torch.float64)])

@@ -1,16 +1,9 @@
 """Regression test for issue 9: the actor–critic with the default settings closes most of the optimality gap on
 the image-shaped field oracle (8×8, centre box) in a few hundred iterations; the paper's likelihood-ratio loop
 does not (benchmarks/RESULTS.md has the full study)."""
-import importlib.util
-import os
-
 from aid.guidance.actor_critic import ACConfig
 from aid.guidance.networks import Critic
-
-_spec = importlib.util.spec_from_file_location(
-    "ac_oracle", os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "ac_oracle.py"))
-ac_oracle = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ac_oracle)
+from benchmarks import ac_oracle
 
 DEFAULTS = ["--actor-update", "lookahead", "--critic-head", "pixel_sum", "--critic-x0", "--lr-actor", "1e-3",
             "--lr-critic", "3e-3", "--warmup", "100", "--critic-trace", "1", "--critic-updates", "4"]

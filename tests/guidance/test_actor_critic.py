@@ -1,4 +1,4 @@
-"""Mechanics of the AID actor–critic (AID-METHOD.md §5) on the linear-Gaussian oracle."""
+"""Mechanics of the AID actor–critic (docs/method.md) on the linear-Gaussian oracle."""
 import pytest
 import torch
 

@@ -29,7 +29,8 @@ def test_output_scaling_inv_sigma_divides_by_sigma():
     torch.nn.init.normal_(plain.conv_out.weight)  # leave the zero start so the outputs differ from 0
     scaled = GuidanceModule(1, use_denoised=False, output_scaling="inv_sigma")
     scaled.load_state_dict(plain.state_dict())
-    x, y, mask, sigma = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8), torch.ones(2, 1, 8, 8), torch.tensor([0.5, 4.0])
+    x, y, mask = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8), torch.ones(2, 1, 8, 8)
+    sigma = torch.tensor([0.5, 4.0])
     u = plain(x, sigma, y, mask)
     assert u.abs().max() > 0
     torch.testing.assert_close(scaled(x, sigma, y, mask), u / sigma.view(-1, 1, 1, 1))

@@ -39,7 +39,8 @@ def test_riccati_value_matches_direct_minimization_for_a_fixed_start():
     x0 = torch.randn(1, *SHAPE, generator=g, dtype=torch.float64) * 0.5
     X0 = sigmas[0] * torch.randn(1, *SHAPE, generator=g, dtype=torch.float64)
     us = [torch.zeros(1, *SHAPE, dtype=torch.float64, requires_grad=True) for _ in range(4)]
-    opt = torch.optim.LBFGS(us, max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(us, max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14,
+                            line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()

@@ -350,7 +350,9 @@ def test_guidance_scale_multiplies_the_field():
     torch.manual_seed(0)
     actor = GuidanceModule(1, width=8, depth=1, emb=8)
     torch.nn.init.normal_(actor.conv_out.weight, std=0.1)
-    run = lambda s, k=3: sample_aid(net, actor, y, mask, [5, 6, 7], num_steps=k, guidance_scale=s, paste=False)[0]
+    def run(s, k=3):
+        return sample_aid(net, actor, y, mask, [5, 6, 7], num_steps=k, guidance_scale=s, paste=False)[0]
+
     assert torch.equal(run(1.0), sample_aid(net, actor, y, mask, [5, 6, 7], num_steps=3, paste=False)[0])
     assert torch.equal(run(0.0), sample(net, [5, 6, 7], num_steps=3, solver="euler"))
     # one step: x_1 = Step_D(x_0) + Δr·s·μ is affine in s
@@ -376,12 +378,10 @@ def test_sample_aid_bad_inputs(tmp_path):
             sample_aid(net, actor, y, mask, [1, 2, 3], guidance_scale=bad)
 
 
-def test_scale_objective_is_the_trainers_J_at_one_and_pure_psi_at_zero(monkeypatch):
+def test_scale_objective_is_the_trainers_J_at_one_and_pure_psi_at_zero():
     """benchmarks/aid_scale_objective.py: at s = 1 its J is AIDTrainer.evaluate's (same rollout, same noise); at
     s = 0 the control energy is 0 and J = Ψ; a stronger field costs more energy here."""
-    import importlib
-    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
-    objective = importlib.import_module("aid_scale_objective").objective
+    from benchmarks.aid_scale_objective import objective
     net, data = _problem()
     mask = masks("center_box", 8, 8, 0)
     torch.manual_seed(0)

@@ -194,8 +194,8 @@ def train_deft(backbone, data: torch.Tensor, run_dir: str, *, mask_kinds, iters:
 def main(argv=None):
     import argparse
 
-    from ..data import fashion_mnist
-    from ..edm import DEFAULT_BACKBONE, load
+    from aid.data.datasets import fashion_mnist
+    from aid.edm import DEFAULT_BACKBONE, load
     p = argparse.ArgumentParser(description="Train DEFT's h-transform on a frozen EDM backbone (resumable).")
     p.add_argument("--run-dir", required=True, help="folder for h.safetensors, state.pt, log.jsonl")
     p.add_argument("--iters", type=int, required=True)

@@ -66,7 +66,8 @@ from aid.inpaint import load_sampler
 VJP_PER_STEP = {"dps", "pigdm"}
 AMORTIZED = {  # methods that need a trained module: the option that gives it, and how to get one
     "deft": ("--deft", HOW_TO_TRAIN),
-    "aid": ("--aid", "AID is only reported from a trained guidance module (aid.guidance.networks.GuidanceModule checkpoint; "
+    "aid": ("--aid", "AID is only reported from a trained guidance module "
+            "(aid.guidance.networks.GuidanceModule checkpoint; "
                      "train one with `aid train`)")}
 RES = 32  # Fashion-MNIST padded to 32×32: the FD_fmnist classifier's input
 DEFAULTS = dict(methods=ALL_METHODS, nfe=[5, 9, 19, 35], masks=["center_box", "pixels70", "lama_medium", "half_right"],
@@ -198,7 +199,8 @@ def versions() -> dict:
 def setup_differences(old: dict, new: dict) -> list[str]:
     """What differs between two runs' settings (a trained module may be added, not swapped)."""
     differ = [f"{k} ({old.get(k)!r} there, {v!r} now)" for k, v in new.items() if k != "modules" and old.get(k) != v]
-    return differ + [f"the {k} module (another file)" for k, v in new["modules"].items() if old["modules"].get(k, v) != v]
+    changed = [k for k, v in new["modules"].items() if old["modules"].get(k, v) != v]
+    return differ + [f"the {k} module (another file)" for k in changed]
 
 
 def start_results(path: str, setup: dict, resume: bool) -> dict:

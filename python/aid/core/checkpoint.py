@@ -9,6 +9,9 @@ import os
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
+# The bundled models (python/aid/assets/, each with its card in README.md there).
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+
 
 def sha256_of(path: str) -> str:
     """The file's SHA-256 (hex): names a checkpoint in a run's or a benchmark's recorded setup."""

@@ -1,8 +1,9 @@
 """Inpainting masks [B, 1, H, W] float32, 1 = known pixel, 0 = hole; every generator is
 seeded per mask, so mask i of a set depends only on (kind, seed, i).
 
-Conventions follow ../shared/research/anchors.md §D, scaled from 256 px to the resolution:
-DPS boxes, DPS random pixels, RePaint half images, LaMa thick/medium/thin free-form strokes.
+Conventions follow the public code, scaled from 256 px to the resolution: DPS boxes and random pixels
+(DPS util/img_utils.py mask_generator), RePaint half images (its genhalf configs), LaMa thick/medium/thin
+free-form strokes (lama configs/data_gen/random_*_256.yaml, saicinpainting/training/data/masks.py).
 """
 from __future__ import annotations
 

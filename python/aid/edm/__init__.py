@@ -3,4 +3,5 @@ from aid.edm.load import DEFAULT_BACKBONE, convert, load
 from aid.edm.networks import DhariwalUNet, EDMPrecond, SongUNet
 from aid.edm.sampler import edm_sigmas, nfe, sample
 
-__all__ = ["DEFAULT_BACKBONE", "DhariwalUNet", "EDMPrecond", "SongUNet", "convert", "edm_sigmas", "load", "nfe", "sample"]
+__all__ = ["DEFAULT_BACKBONE", "DhariwalUNet", "EDMPrecond", "SongUNet", "convert", "edm_sigmas", "load", "nfe",
+           "sample"]

@@ -1,7 +1,7 @@
 """Layers of the EDM networks (Karras et al. 2022), with the parameter and buffer names of
 NVlabs/edm's training/networks.py so official state dicts load with strict=True.
 
-Written from the paper and the architecture notes in ../shared/research/anchors.md §A.3.
+Written from the paper and NVlabs/edm's training/networks.py (read, not copied).
 """
 from __future__ import annotations
 

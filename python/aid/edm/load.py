@@ -7,13 +7,12 @@ import os
 
 import torch
 
-from aid.core.checkpoint import load_module, save_module
+from aid.core.checkpoint import ASSETS, load_module, save_module
 from aid.edm.networks import EDMPrecond
 from aid.edm.pickle_loader import load_edm_pickle
 
 # The bundled default backbone (trained by aid.edm.train on Fashion-MNIST 32×32; card in assets/README.md).
-DEFAULT_BACKBONE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
-                                "edm_fmnist32.safetensors")
+DEFAULT_BACKBONE = os.path.join(ASSETS, "edm_fmnist32.safetensors")
 
 
 def freeze(net: torch.nn.Module) -> torch.nn.Module:

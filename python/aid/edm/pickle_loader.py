@@ -6,7 +6,8 @@ a restricted unpickler maps that record to an inert stub (the source is never ru
 only the few other globals such a file needs (torch's tensor rebuilders, OrderedDict,
 numpy scalars, EasyDict), and refuses every other global by name. The stub tree gives the
 constructor arguments (`_init_kwargs`) and the tensors; our own EDMPrecond is built from
-those and loaded with strict=True. Facts: ../shared/research/anchors.md §A.5.
+those and loaded with strict=True. Facts: NVlabs/edm's torch_utils/persistence.py and its
+network pickles (read, not copied).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import torch
 import aid_ext
 from aid.core.common import device_of, generators, randn_per_sample
 
-# guidance(x, sigma, denoised, sigma_next) -> u, the additive control of AID-METHOD.md §2 (or None).
+# guidance(x, sigma, denoised, sigma_next) -> u, the additive control of docs/method.md (or None).
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -35,13 +35,14 @@ def nfe(num_steps: int, solver: str) -> int:
     return num_steps if solver == "euler" else 2 * num_steps - 1
 
 
-def guided_step(denoise, x, D, s, sn, u=None, heun=True, mask=None, y=None, z=None):
+def guided_step(denoise, x, D, s, sn, u=None, heun=True, mask=None, y=None, z=None, ops=aid_ext):
     """One step σ → σ_next: Euler, or Heun (its predictor unguided, D̂ = denoise(x̂, σ_next)),
-    then + Δr·u and the optional projection, all in the fused ops. Heun needs σ_next > 0."""
+    then + Δr·u and the optional projection, all in the fused ops (or in `ops`, e.g. aid_ext.reference,
+    which has the same functions). Heun needs σ_next > 0."""
     if not heun:
-        return aid_ext.edm_euler_step(x, D, s, sn, u=u, mask=mask, y=y, z=z)[0]
-    x_pred, d = aid_ext.edm_euler_step(x, D, s, sn)
-    return aid_ext.edm_heun_correct(x, d, x_pred, denoise(x_pred, sn), s, sn, u=u, mask=mask, y=y, z=z)
+        return ops.edm_euler_step(x, D, s, sn, u=u, mask=mask, y=y, z=z)[0]
+    x_pred, d = ops.edm_euler_step(x, D, s, sn)
+    return ops.edm_heun_correct(x, d, x_pred, denoise(x_pred, sn), s, sn, u=u, mask=mask, y=y, z=z)
 
 
 def _progress(it, enabled: bool, desc: str):
@@ -54,7 +55,7 @@ def _progress(it, enabled: bool, desc: str):
 @torch.no_grad()
 def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=0.002, sigma_max=80.0, rho=7.0,
            guidance: Guidance | None = None, mask=None, y=None, class_labels=None, device=None, progress=False,
-           return_trajectory=False):
+           return_trajectory=False, ops=aid_ext, dtype=torch.float32):
     """Draw len(seeds) images with the deterministic EDM sampler.
 
     net          an EDMPrecond-like callable D(x, sigma[B]) (frozen backbone).
@@ -62,7 +63,9 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
     mask, y      [B, 1|C, H, W] (1 = known) and the known image: when given, the known pixels
                  are replaced by y noised to σ_{i+1} after every step (replacement / projection),
                  with noise from each image's generator; the last step pastes y exactly.
-    Returns x_N [B, C, H, W] float32 (and the list of states x_0..x_N if asked).
+    ops, dtype   the step functions (aid_ext's fused ops, or aid_ext.reference's plain PyTorch) and the
+                 dtype of the state.
+    Returns x_N [B, C, H, W] in dtype (and the list of states x_0..x_N if asked).
     """
     if solver not in ("euler", "heun"):
         raise ValueError(f"sample: solver must be 'euler' or 'heun', got {solver!r}")
@@ -74,17 +77,17 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
     if y is not None and (y.shape[0] != B or tuple(y.shape[1:]) != shape):
         raise ValueError(f"sample: y must have shape [{B}, {', '.join(map(str, shape))}], got {list(y.shape)}")
     gens = generators(seeds, device)
-    sigmas = edm_sigmas(num_steps, sigma_min, sigma_max, rho, device, torch.float32)
-    x = sigmas[0] * randn_per_sample(gens, shape, device)
+    sigmas = edm_sigmas(num_steps, sigma_min, sigma_max, rho, device, dtype)
+    x = sigmas[0] * randn_per_sample(gens, shape, device, dtype)
     D_of = lambda x_, s_: net(x_, s_, class_labels=class_labels)  # noqa: E731
     trajectory = [x] if return_trajectory else None
     for i in _progress(range(num_steps), progress, f"EDM {solver} sampling"):
         s, sn = sigmas[i].expand(B), sigmas[i + 1].expand(B)
         D = D_of(x, s)
         u = None if guidance is None else guidance(x, s, D, sn)
-        z = None if mask is None else randn_per_sample(gens, shape, device)
+        z = None if mask is None else randn_per_sample(gens, shape, device, dtype)
         heun = solver == "heun" and i < num_steps - 1  # no correction on the last step (σ_N = 0)
-        x = guided_step(D_of, x, D, s, sn, u=u, heun=heun, mask=mask, y=y, z=z)
+        x = guided_step(D_of, x, D, s, sn, u=u, heun=heun, mask=mask, y=y, z=z, ops=ops)
         if return_trajectory:
             trajectory.append(x)
     return (x, trajectory) if return_trajectory else x

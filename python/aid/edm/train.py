@@ -110,7 +110,7 @@ def main(argv=None, prog: str | None = None, parser_class=None):
     subclass, e.g. one with one-line errors)."""
     import argparse
 
-    from ..data import fashion_mnist
+    from aid.data.datasets import fashion_mnist
     p = (parser_class or argparse.ArgumentParser)(
         prog=prog, description="Train the default EDM backbone on Fashion-MNIST 32×32 (resumable).")
     p.add_argument("--run-dir", required=True, help="folder for ema.safetensors, state.pt, log.jsonl")
@@ -120,7 +120,8 @@ def main(argv=None, prog: str | None = None, parser_class=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seconds", type=float, default=None, help="stop this call after so many seconds")
     p.add_argument("--init-from", default=None,
-                   help="warm-start from an ema.safetensors (e.g. aid.edm.DEFAULT_BACKBONE) when run-dir has no state.pt")
+                   help="warm-start from an ema.safetensors (e.g. aid.edm.DEFAULT_BACKBONE) when run-dir has "
+                        "no state.pt")
     a = p.parse_args(argv)
     data, _ = fashion_mnist("train", 32)
     train(data, a.run_dir, FMNIST32, batch=a.batch, lr=a.lr, iters=a.iters, seed=a.seed, max_seconds=a.max_seconds,

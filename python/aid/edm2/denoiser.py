@@ -26,7 +26,8 @@ class Denoiser(nn.Module):
 
     class_labels  one-hot [B, label_dim] or [1, label_dim] (broadcast), bound for every call; set the
                   attribute per batch when the labels change. Required for a conditional net: EDM2's
-                  conditional nets never saw the all-zero label its Precond substitutes (anchors.md §C.3).
+                  conditional nets were trained without label dropout, so the all-zero label its Precond
+                  substitutes is out of distribution.
     """
 
     def __init__(self, net, gnet=None, guidance: float = 1.0, class_labels: torch.Tensor | None = None):

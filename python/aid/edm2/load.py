@@ -2,7 +2,7 @@
 unpickler, which never runs their embedded source) and this project's safetensors checkpoints.
 
 An EDM2 snapshot is a `dnnlib.util.EasyDict` {encoder, dataset_kwargs, loss_fn, ema} whose
-`ema` Precond is stored in float16 (anchors.md §A.5); the weights are cast to the dtype asked
+`ema` Precond is stored in float16 (as NVlabs/edm2 pickles it); the weights are cast to the dtype asked
 for, loaded with strict=True, frozen, and each layer's normalised weight is precomputed."""
 from __future__ import annotations
 

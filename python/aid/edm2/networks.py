@@ -3,7 +3,7 @@ module tree of NVlabs/edm2's training/networks_edm2.py, so `Precond(...).state_d
 exactly the keys and shapes of an official checkpoint's `ema` (`unet.emb_noise.weight`,
 `unet.enc.64x64_block0.conv_res0.weight`, `logvar_linear.weight`, ...).
 
-Written from the paper's equations and ../shared/research/anchors.md §B.1. Inference only:
+Written from the paper's equations and NVlabs/edm2's training/networks_edm2.py (read, not copied). Inference only:
 the forced weight normalisation of training is not implemented; instead `precompute()`
 (called by the loaders) stores each layer's normalised weight once: ŵ = normalize(w)/√fan_in,
 i.e. w/‖w‖ per output channel (rows of unit norm).

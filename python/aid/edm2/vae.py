@@ -1,5 +1,5 @@
 """Pixels ↔ EDM2 latents through the Stable Diffusion VAE (`stabilityai/sd-vae-ft-mse`), with
-EDM2's exact conventions (NVlabs/edm2 training/encoders.py, anchors.md §B.2):
+EDM2's exact conventions (NVlabs/edm2 training/encoders.py):
 
 - the VAE is fed pixels in [0, 1], not [−1, 1] (the whitening constants assume it);
 - its latents are whitened per channel: z = (raw − μ_c)·σ_final/σ_c + μ_final, with EDM2's

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aid.core.checkpoint import load_module, save_module
+from aid.core.checkpoint import ASSETS, load_module, save_module
 
-BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "fmnist_classifier.safetensors")
+BUNDLED = os.path.join(ASSETS, "fmnist_classifier.safetensors")
 
 
 class FashionClassifier(nn.Module):
@@ -88,7 +88,7 @@ def train_classifier(x, y, epochs=5, batch=128, lr=2e-3, seed=0, progress=True) 
 def main(argv=None):
     import argparse
 
-    from .data import fashion_mnist
+    from aid.data.datasets import fashion_mnist
     p = argparse.ArgumentParser(description="Train the Fashion-MNIST feature classifier used by FD_fmnist.")
     p.add_argument("--out", default=BUNDLED)
     p.add_argument("--epochs", type=int, default=5)

@@ -143,7 +143,7 @@ def fmnist_features(images: torch.Tensor, batch: int = 500) -> torch.Tensor:
     classifier (aid.eval.classifier.load_classifier().features, eval mode), computed in batches."""
     if images.dim() != 4 or images.shape[1:] != (1, 32, 32):
         raise ValueError(f"fmnist_features: need images [N, 1, 32, 32] in [-1, 1], got {list(images.shape)}")
-    from .classifier import load_classifier
+    from aid.eval.classifier import load_classifier
     net = load_classifier().eval().to(images.device)
     return torch.cat([net.features(images[i:i + batch].float()) for i in range(0, images.shape[0], batch)])
 

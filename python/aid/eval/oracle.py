@@ -1,7 +1,7 @@
 """The linear-Gaussian oracle: data x0 ~ N(μ, Σ) in d = C·H·W dimensions, where the EDM
 denoiser is exact, D(x; σ) = μ + Σ(Σ + σ²I)⁻¹(x − μ), and the inpainting posterior is
 Gaussian in closed form. Samplers that are exact here must reproduce known moments; the
-AID trainer is checked against the optimal control of this problem (AID-METHOD.md §3)."""
+AID trainer is checked against the optimal control of this problem (docs/method.md)."""
 from __future__ import annotations
 
 import torch
@@ -62,7 +62,7 @@ def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class LQOptimum:
-    """The optimal guided cost J* = min_u J(u) of AID's control problem (AID-METHOD.md §3) on the
+    """The optimal guided cost J* = min_u J(u) of AID's control problem (docs/method.md) on the
     oracle, for Euler or Heun rollouts on a σ grid and one mask, by a backward Riccati recursion.
 
     With e = X − μ the guided Euler step is linear: e' = A_k e + Δr_k u, A_k = I − (Δr_k/σ_k)(I − P_k),

@@ -1,5 +1,5 @@
 """The AID trainer: continuous-time actor–critic on the randomized (Gaussian) control
-problem, exactly the loop of AID-METHOD.md §5. The backbone is never differentiated.
+problem, exactly the loop of docs/method.md. The backbone is never differentiated.
 
 Per iteration, for a minibatch (x0, m), y = m⊙x0:
   rollout   A_k = μ_φ(σ_k, X_k) + σ_λ·ξ_k,  X_{k+1} = Step_D(X_k) + Δr_k·A_k   (fused op, no_grad)
@@ -138,7 +138,8 @@ class AIDTrainer:
         if cfg.solver not in ("euler", "heun"):
             raise ValueError(f"ACConfig.solver must be 'euler' or 'heun', got {cfg.solver!r}")
         if cfg.actor_update not in ("likelihood_ratio", "lookahead"):
-            raise ValueError(f"ACConfig.actor_update must be 'likelihood_ratio' or 'lookahead', got {cfg.actor_update!r}")
+            raise ValueError(f"ACConfig.actor_update must be 'likelihood_ratio' or 'lookahead', "
+                             f"got {cfg.actor_update!r}")
         self.backbone = backbone.eval().requires_grad_(False)
         self.actor, self.critic, self.cfg = actor, critic, cfg
         self.opt_actor = torch.optim.Adam(actor.parameters(), lr=cfg.lr_actor, betas=(0.9, 0.999))

@@ -1,4 +1,4 @@
-"""AID's networks (AID-METHOD.md §5): the guidance module μ_φ (the actor, the only part
+"""AID's networks (docs/method.md): the guidance module μ_φ (the actor, the only part
 that ships) and the critic V̂_θ.
 
 The actor sees c_in(σ)·x, y, m and (by default) the backbone's D(x; σ), with time entering
@@ -117,7 +117,7 @@ class Critic(nn.Module):
             self.head = nn.Conv2d(width, 2, 3, padding=1)
 
     def forward(self, x, sigma, y, mask, x0=None, sigma_next=None):
-        """x0, the clean training image, is read only by a critic built with sees_x0=True (AID-METHOD.md §5:
+        """x0, the clean training image, is read only by a critic built with sees_x0=True (docs/method.md:
         the critic never ships, so it may condition on x0; Ψ does); sigma_next only by a step-aware one."""
         if self.sees_x0 and x0 is None:
             raise ValueError("Critic: this critic was built with sees_x0=True; pass x0")

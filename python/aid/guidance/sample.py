@@ -1,4 +1,4 @@
-"""Deployment of a trained guidance module (AID-METHOD.md §6): the EDM sampler with the actor's
+"""Deployment of a trained guidance module (docs/method.md): the EDM sampler with the actor's
 deterministic mean μ_φ added as the control u after every step, then (optionally) the known
 pixels pasted. Same call signature and report as the baselines in aid.baselines."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 import torch
 
 import aid_ext
-from aid.core.checkpoint import load_module
+from aid.core.checkpoint import ASSETS, load_module
 from aid.core.common import device_of
 from aid.core.nn import n_params
 from aid.edm.sampler import nfe, sample
@@ -17,7 +17,7 @@ from aid.guidance.actor_critic import ACConfig, projects
 from aid.guidance.networks import GuidanceModule
 
 # The bundled guidance module for the bundled backbone (aid.edm.DEFAULT_BACKBONE); absent until it is trained.
-DEFAULT_GUIDANCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "aid_fmnist32.safetensors")
+DEFAULT_GUIDANCE = os.path.join(ASSETS, "aid_fmnist32.safetensors")
 
 
 def load_actor(path: str, device="cpu") -> GuidanceModule:
@@ -28,7 +28,8 @@ def load_actor(path: str, device="cpu") -> GuidanceModule:
 
 def _check(backbone, actor, y, mask, seeds, guidance_scale) -> None:
     if not guidance_scale >= 0:  # also NaN
-        raise ValueError(f"sample_aid: guidance_scale must be >= 0 (1 = as trained, 0 = unguided), got {guidance_scale}")
+        raise ValueError(f"sample_aid: guidance_scale must be >= 0 (1 = as trained, 0 = unguided), "
+                         f"got {guidance_scale}")
     shape = (backbone.img_channels, backbone.img_resolution, backbone.img_resolution)
     if y.dim() != 4 or tuple(y.shape[1:]) != shape:
         raise ValueError(f"sample_aid: y must be [B, {', '.join(map(str, shape))}] like the backbone's images, "

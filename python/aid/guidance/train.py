@@ -1,4 +1,4 @@
-"""Training AID's guidance module (AID-METHOD.md §5) on a frozen backbone: minibatches of data
+"""Training AID's guidance module (docs/method.md) on a frozen backbone: minibatches of data
 and masks, AIDTrainer.step, a progress bar with the running losses, a JSONL log, atomic
 snapshots of the actor (actor.safetensors, what ships) and of everything else (state.pt, for
 an exact resume after a kill), and multi-process training under torchrun.
@@ -233,7 +233,8 @@ def save_snapshot(run_dir: str, trainer: AIDTrainer, data_gen, noise_gen, it: in
                  critic=setup["critic"], world_size=world)
     save_module(actor, os.path.join(run_dir, "actor.safetensors"), "GuidanceModule", actor.config, extra)
     if keep:
-        shutil.copyfile(os.path.join(run_dir, "actor.safetensors"), os.path.join(run_dir, f"actor_{it:06d}.safetensors"))
+        shutil.copyfile(os.path.join(run_dir, "actor.safetensors"),
+                        os.path.join(run_dir, f"actor_{it:06d}.safetensors"))
     state = dict(trainer={**trainer.state_dict(), "iteration": it}, data_gen=data_gen.get_state(),
                  noise_gens=noise_states, iter=it, seconds=seconds, setup=setup)
     atomic_write(os.path.join(run_dir, "state.pt"), lambda tmp: torch.save(state, tmp))
@@ -347,7 +348,7 @@ def init_distributed(device: str | None) -> torch.device:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .edm import DEFAULT_BACKBONE
+    from aid.edm import DEFAULT_BACKBONE
     p = argparse.ArgumentParser(description="Train AID's guidance module on a frozen EDM backbone (resumable; "
                                             "multi-process under torchrun).")
     p.add_argument("--run-dir", required=True, help="folder for actor.safetensors, state.pt, log.jsonl")
@@ -380,8 +381,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None):
-    from .data import fashion_mnist, image_dataset
-    from .edm import load
+    from aid.data.datasets import fashion_mnist, image_dataset
+    from aid.edm import load
     a = parser().parse_args(argv)
     device = init_distributed(a.device)
     backbone = load(a.backbone, device)
