@@ -13,7 +13,7 @@ V="${AID_CUDA_VENV:-$HOME/.cache/aid-ext/venv-cuda}"  # outside the clone: kept 
 [ -x "$V/bin/python" ] || python3 -m venv "$V"
 "$V/bin/pip" install -q torch==2.14.1 cmake ninja scikit-build-core pybind11 numpy pillow matplotlib safetensors tqdm \
   pytest nvidia-cuda-cuobjdump
-TESTS="tests/test_build.py tests/test_ops.py tests/test_ops_errors.py"
+TESTS="tests/ops"
 
 build_and_test() {  # $1: a name for the build folder; the rest: a command prefix that runs the build
   local name=$1; shift

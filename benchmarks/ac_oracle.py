@@ -10,7 +10,7 @@ J(0) (unguided) and J* (the Riccati optimum, aid.eval.oracle.LQOptimum), and the
 same held-out clean images and the same start noise. The actor and critic are the ones used
 on real images (aid.guidance.networks), trained by aid.guidance.actor_critic.AIDTrainer. This script's defaults
 are the paper's loop (likelihood-ratio actor, pooled critic that does not see x0, ART-RL's
-learning rates); the package's defaults are the best measured settings (benchmarks/RESULTS.md).
+learning rates); the package's defaults are the best measured settings (docs/notes/results-notebook.md).
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ SHAPE = (1, 4, 4)
 SETTINGS = {"paste": dict(num_steps=18), "replacement": dict(num_steps=18), "ddnm": dict(num_steps=20),
             "diffpir": dict(num_steps=20), "repaint": dict(num_steps=20, jump_length=5, jump_n_sample=3),
             "dps": dict(num_steps=20, zeta=0.5), "pigdm": dict(num_steps=20, weight=1.0)}
-AMORTIZED = {"deft": "needs a trained h-transform network (tests/test_deft.py trains one and tests it)"}
+AMORTIZED = {"deft": "needs a trained h-transform network (tests/baselines/test_deft.py trains one and tests it)"}
 METHOD_PARAMS = [pytest.param(name, marks=pytest.mark.skip(reason=f"{name}: {AMORTIZED[name]}")) if name in AMORTIZED
                  else name for name in METHODS]
 

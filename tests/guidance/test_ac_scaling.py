@@ -1,6 +1,6 @@
 """Regression test for issue 9: the actor–critic with the default settings closes most of the optimality gap on
 the image-shaped field oracle (8×8, centre box) in a few hundred iterations; the paper's likelihood-ratio loop
-does not (benchmarks/RESULTS.md has the full study)."""
+does not (docs/notes/results-notebook.md has the full study)."""
 from aid.guidance.actor_critic import ACConfig
 from aid.guidance.networks import Critic
 from benchmarks import ac_oracle

@@ -2,7 +2,7 @@
 known, K = 5 Euler steps): AID's actor–critic with the package's default settings (ACConfig, the
 conv GuidanceModule and Critic used on images) reaches a cost close to the Riccati optimum J(u*),
 far below the unguided J(0), and its field μ_φ is close to u* along the optimal trajectory.
-benchmarks/RESULTS.md has the longer runs and the λ sweep this test is cut from."""
+docs/notes/results-notebook.md has the longer runs and the λ sweep this test is cut from."""
 import torch
 
 from aid.eval.oracle import GaussianDenoiser, LQOptimum, random_covariance

@@ -3,7 +3,7 @@
 nvcc compiles csrc/cuda/ops_cuda.cu for sm_90 against the installed torch's headers. A CPU
 wheel of torch lacks the two headers that CMake generates for CUDA builds; a shim supplies
 them (their content is what a shared-library CUDA build of torch writes). Linking, loading
-and running the kernels need a GPU machine (see benchmarks/RESULTS.md for those runs).
+and running the kernels need a GPU machine (see docs/notes/results-notebook.md for those runs).
 """
 import os
 import shutil

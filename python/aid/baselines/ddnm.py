@@ -1,7 +1,7 @@
 """DDNM (Wang et al. 2023), noiseless, in σ form: x̂0 = m⊙y + (1−m)⊙D (the null-space
 correction with A = A⁺ = m⊙), then a DDIM(η) step from x̂0. Defaults: 100 steps (the paper's) and
 η = 1.0, re-tuned on EDM's σ grid (the paper's 0.85 was 1.5 dB worse in hole PSNR on the validation
-split: benchmarks/tune_baselines.py, benchmarks/RESULTS.md)."""
+split: benchmarks/tune_baselines.py, docs/notes/results-notebook.md)."""
 from __future__ import annotations
 
 import torch

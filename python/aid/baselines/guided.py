@@ -5,7 +5,7 @@ official code). ΠGDM (Song et al. 2023), noiseless: x' = Euler(x) + w·J_Dᵀ m
 of ⟨stopgrad(m⊙(y − D)), D⟩. Both step sizes are in EDM's σ units and must be tuned on
 EDM's grid (porting DDPM's ζ gives steps ≈ σ² times too large at high σ). The defaults, ζ = 30 and
 w = 4, are the best of a sweep on the validation split at 9 and 19 NFE + VJP (ζ = 1 and w = 1 were
-4 dB and 1.8 dB worse in mean hole PSNR: benchmarks/tune_baselines.py, benchmarks/RESULTS.md)."""
+4 dB and 1.8 dB worse in mean hole PSNR: benchmarks/tune_baselines.py, docs/notes/results-notebook.md)."""
 from __future__ import annotations
 
 import torch

@@ -19,7 +19,7 @@ The critic keeps the paper's semi-gradient update; its target is TD(0)'s V̂_{k+
 critic_trace = ℓ > 0, a λ-return (ℓ = 1: the Monte-Carlo cost-to-go, the default by measurement).
 With critic_updates = n > 1 the critic takes n steps on each rollout: the lookahead actor follows
 ∇ₓV̂, and on the field oracle the critic, not the actor, is what limits learning as d grows
-(benchmarks/RESULTS.md: an exact critic closes 98 % of the gap at d = 1,024 in 600 iterations).
+(docs/notes/results-notebook.md: an exact critic closes 98 % of the gap at d = 1,024 in 600 iterations).
 """
 from __future__ import annotations
 
@@ -40,16 +40,16 @@ class ACConfig:
     w_hole: float = 1.0           # Ψ = w_known·‖m⊙e‖² + w_hole·‖(1−m)⊙e‖², e = X_K − x0
     w_known: float = 1.0          # (with a projecting module the known pixels end exactly at y: no effect)
     lr_actor: float = 1e-3        # Adam, betas (0.9, 0.999); ART-RL published 1e-4 for both. These three
-    lr_critic: float = 3e-3       # defaults are the best measured on the field oracle (benchmarks/RESULTS.md)
+    lr_critic: float = 3e-3       # defaults are the best measured on the field oracle (docs/notes/results-notebook.md)
     critic_warmup: int = 100      # iterations of critic-only updates (actor frozen at its init, μ ≡ 0)
     lr_decay_iters: int = 0       # > 0: both learning rates follow a cosine from lr to 0 over so many iterations
     delta_norm: bool = False      # divide δ_k by its standard deviation over the batch, per step k
     critic_trace: float = 1.0     # ℓ of the critic's λ-return target: 0 = TD(0) (the spec), 1 = Monte Carlo
-                                  # (the default: best measured on the field oracle, benchmarks/RESULTS.md)
+                                  # (the default: best measured on the field oracle, docs/notes/results-notebook.md)
     critic_updates: int = 4       # critic steps per rollout batch: 4 is the best measured per unit of time on the
-                                  # field oracle (benchmarks/RESULTS.md); +22 % per iteration on the bundled backbone
+                                  # field oracle (docs/notes/results-notebook.md); +22 % per iteration on the bundled backbone
     actor_update: str = "lookahead"  # or "likelihood_ratio", the paper's score-function step (module doc;
-                                     # it diverged on the field oracle at d = 256, benchmarks/RESULTS.md)
+                                     # it diverged on the field oracle at d = 256, docs/notes/results-notebook.md)
     grad_clip: float = 0.0        # > 0: clip each network's gradient to this norm before its Adam step
     sigma_min: float = 0.002
     sigma_max: float = 80.0

@@ -95,7 +95,7 @@ class Critic(nn.Module):
     is a sum over pixels (Ψ is) and, on the linear-Gaussian oracle, a quadratic form eᵀSe with S
     positive semi-definite; Σ_p g_p² with g linear in a local patch is exactly such a form, and the
     sum (not a mean) lets the value grow with d as the cost does. The defaults (pixel_sum, and a
-    critic that sees x0) are the best measured on the field oracle (benchmarks/RESULTS.md)."""
+    critic that sees x0) are the best measured on the field oracle (docs/notes/results-notebook.md)."""
 
     def __init__(self, img_channels: int, width: int = 32, emb: int = 32, sigma_data: float = 0.5,
                  head: str = "pixel_sum", sees_x0: bool = True, levels: int = 0, step_aware: bool = False):
