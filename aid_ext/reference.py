@@ -1,8 +1,8 @@
 """Pure-PyTorch versions of every aid_ext op: same names, same signatures, same math.
 
 They are the oracle the kernels are tested against, and a backend anyone can read. The
-equations are in docs/method.md (EDM's sampler and AID's guided step); images are [B, C, H, W], the mask is [B, 1, H, W] or
-[B, C, H, W] with 1 = known, per-sample coefficients are [B] (or one element). 16-bit
+equations are in docs/method.md (EDM's sampler and AID's guided step); images are [B, C, H, W], the mask is
+[B, 1, H, W] or [B, C, H, W] with 1 = known, per-sample coefficients are [B] (or one element). 16-bit
 inputs are computed in float32 and rounded once at the end, as the kernels do.
 """
 from __future__ import annotations

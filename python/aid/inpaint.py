@@ -1,5 +1,6 @@
-"""`aid inpaint`: user images and masks → inpainted PNGs, with any method on any EDM backbone.
-Every check names the argument at fault and says what was expected."""
+"""What `aid inpaint` does (inpaint; aid.cli only parses its flags): user images and masks → inpainted PNGs,
+with any method on any EDM backbone. Every check names the argument at fault, as the flag of `aid inpaint`
+that sets it (steps: --steps), and says what was expected."""
 from __future__ import annotations
 
 import os
@@ -14,7 +15,8 @@ from aid.baselines.deft import deft, h_transform
 from aid.core.checkpoint import read_metadata
 from aid.core.common import device_of
 from aid.data.datasets import _decode, image_dataset
-from aid.data.images import grid, masked_input, save_png
+from aid.data.images import grid as make_grid
+from aid.data.images import masked_input, save_png
 from aid.data.masks import mask_from_png, masks
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.guidance.actor_critic import ACConfig
@@ -49,27 +51,31 @@ def _size(t: torch.Tensor) -> str:
     return f"{t.shape[-1]}×{t.shape[-2]} with {t.shape[-3]} channel(s)"
 
 
-def read_masks(a, n: int, res: int) -> torch.Tensor:
-    """[n, 1, res, res] masks (1 = known) from --mask files (one, or one per image) or --mask-kind, each with
-    at least one known pixel and one hole."""
-    if a.mask_kind:
-        m, names = masks(a.mask_kind, n, res, a.mask_seed), [f"--mask-kind {a.mask_kind} #{i}" for i in range(n)]
+def read_masks(n: int, res: int, *, mask: list[str] | None = None, mask_kind: str | None = None, mask_seed: int = 0,
+               hole_white: bool = False) -> torch.Tensor:
+    """[n, 1, res, res] masks (1 = known) from mask files (one, or one per image; white = known, or hole with
+    hole_white) or generated ones (aid.data.masks kind mask_kind with mask_seed), each with at least one known
+    pixel and one hole."""
+    if (mask is None) == (mask_kind is None):
+        raise ValueError("give mask files (--mask) or a generated kind (--mask-kind), one of the two")
+    if mask_kind:
+        m, names = masks(mask_kind, n, res, mask_seed), [f"--mask-kind {mask_kind} #{i}" for i in range(n)]
     else:
-        if len(a.mask) not in (1, n):
-            raise ValueError(f"--mask: give one mask for all images or one per image: {len(a.mask)} masks for "
+        if len(mask) not in (1, n):
+            raise ValueError(f"--mask: give one mask for all images or one per image: {len(mask)} masks for "
                              f"{n} images")
-        for p in a.mask:
+        for p in mask:
             if not os.path.isfile(p):
                 raise FileNotFoundError(f"--mask: no such file: {p}")
-        m = [mask_from_png(p, known_is_white=not a.hole_white) for p in a.mask]
-        for p, mi in zip(a.mask, m):
+        m = [mask_from_png(p, known_is_white=not hole_white) for p in mask]
+        for p, mi in zip(mask, m):
             if mi.shape[-2:] != (res, res):
                 raise ValueError(f"--mask: {p} is {mi.shape[-1]}×{mi.shape[-2]}, the images are {res}×{res}")
-        m, names = torch.cat(m), [f"--mask {p}" for p in a.mask]
+        m, names = torch.cat(m), [f"--mask {p}" for p in mask]
     for name, mi in zip(names, m):
         if mi.max() == 0:
             raise ValueError(f"{name} is all hole: nothing is known to inpaint from (white = known"
-                             f"{'' if a.hole_white else '; pass --hole-white if white marks the hole'})")
+                             f"{'' if hole_white else '; pass --hole-white if white marks the hole'})")
         if mi.min() == 1:
             raise ValueError(f"{name} has no hole: nothing to inpaint")
     return m.expand(n, -1, -1, -1) if len(m) == 1 else m
@@ -104,35 +110,38 @@ def training_settings(path: str) -> tuple[int, str]:
     return int(steps), cfg.get("solver", ACConfig.solver)
 
 
-def sampler(a, net):
-    """sample(y, mask, seeds) -> (x, report) for --method, with --steps, --solver, --guidance and
-    --guidance-scale (AID's defaults: those of its training, training_settings)."""
-    if a.solver and a.method not in ("aid", "deft"):
-        raise ValueError(f"--solver: {a.method} has its own update rule; --solver applies to aid and deft only")
-    if a.method == "deft" and not a.guidance:
+def sampler(net, method: str = "aid", *, backbone: str | None = None, guidance: str | None = None,
+            steps: int | None = None, solver: str | None = None, guidance_scale: float | None = None):
+    """sample(y, mask, seeds) -> (x, report) for method on net (loaded from backbone; None: the bundled one), with
+    its trained module guidance (aid and deft), steps, solver (aid and deft) and guidance_scale (aid); None takes
+    the default: AID's are those of its training (training_settings), a baseline's its own num_steps."""
+    if solver and method not in ("aid", "deft"):
+        raise ValueError(f"--solver: {method} has its own update rule; --solver applies to aid and deft only")
+    if method == "deft" and not guidance:
         raise ValueError("--method deft needs --guidance PATH, a DEFT h-transform (h.safetensors from "
                          "`python -m aid.baselines.deft --run-dir RUN --iters N`)")
-    if a.guidance and a.method not in ("aid", "deft"):
-        raise ValueError(f"--guidance: {a.method} uses no trained module; it applies to aid and deft only")
-    if a.steps is not None and a.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {a.steps}")
-    if a.guidance_scale is not None and a.method != "aid":
-        raise ValueError(f"--guidance-scale: applies to aid only, not {a.method}")
-    if a.guidance_scale is not None and not a.guidance_scale >= 0:
-        raise ValueError(f"--guidance-scale must be >= 0, got {a.guidance_scale}")
-    path = (a.guidance or default_guidance(a)) if a.method == "aid" else a.guidance
-    fn = load_sampler(a.method, net, path)
-    if a.method == "aid":
-        steps, solver = training_settings(path)
-        kwargs = dict(num_steps=a.steps or steps, solver=a.solver or solver,
-                      guidance_scale=1.0 if a.guidance_scale is None else a.guidance_scale)
+    if guidance and method not in ("aid", "deft"):
+        raise ValueError(f"--guidance: {method} uses no trained module; it applies to aid and deft only")
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
+    if guidance_scale is not None and method != "aid":
+        raise ValueError(f"--guidance-scale: applies to aid only, not {method}")
+    if guidance_scale is not None and not guidance_scale >= 0:
+        raise ValueError(f"--guidance-scale must be >= 0, got {guidance_scale}")
+    path = (guidance or default_guidance(backbone)) if method == "aid" else guidance
+    fn = load_sampler(method, net, path)
+    if method == "aid":
+        trained_steps, trained_solver = training_settings(path)
+        kwargs = dict(num_steps=steps or trained_steps, solver=solver or trained_solver,
+                      guidance_scale=1.0 if guidance_scale is None else guidance_scale)
     else:
-        kwargs = dict(num_steps=a.steps or defaults(fn)["num_steps"], **({"solver": a.solver} if a.solver else {}))
+        kwargs = dict(num_steps=steps or defaults(fn)["num_steps"], **({"solver": solver} if solver else {}))
     return partial(fn, net, **kwargs)
 
 
-def default_guidance(a) -> str:
-    if a.backbone:
+def default_guidance(backbone: str | None) -> str:
+    """The bundled guidance module, which belongs to the bundled backbone (backbone None)."""
+    if backbone:
         raise ValueError("--method aid with --backbone needs --guidance PATH, a guidance module trained for that "
                          "backbone (`aid train --backbone ...`); the bundled one belongs to the bundled backbone")
     if not os.path.exists(DEFAULT_GUIDANCE):
@@ -141,32 +150,41 @@ def default_guidance(a) -> str:
     return DEFAULT_GUIDANCE
 
 
-def inpaint(a, device: torch.device) -> None:
-    """The whole command: read, check, sample in batches with a progress bar, write PNGs (and grid.png)."""
-    if a.batch < 1:
-        raise ValueError(f"--batch must be >= 1, got {a.batch}")
-    x0, names = read_images(a.images)
-    net = load(a.backbone or DEFAULT_BACKBONE, device)
+def inpaint(images: list[str], out: str, *, mask: list[str] | None = None, mask_kind: str | None = None,
+            mask_seed: int = 0, hole_white: bool = False, method: str = "aid", backbone: str | None = None,
+            guidance: str | None = None, steps: int | None = None, solver: str | None = None,
+            guidance_scale: float | None = None, seed: int = 0, batch: int = 64,
+            device: torch.device | str = "cpu", grid: bool = False) -> None:
+    """Inpaint image files (or one folder or EDM zip: read_images) with masks (read_masks: mask files, or
+    mask_kind) by method (sampler; backbone None: the bundled one) in batches of batch images, image i with
+    seed seed + i, with a progress bar; write one PNG per image to out, and with grid out/grid.png
+    (masked input | output | input, one image per row). A bad argument is a ValueError naming it."""
+    if batch < 1:
+        raise ValueError(f"--batch must be >= 1, got {batch}")
+    device = torch.device(device)
+    x0, names = read_images(images)
+    net = load(backbone or DEFAULT_BACKBONE, device)
     C, res = net.img_channels, net.img_resolution
     if x0.shape[1] != C:
-        raise ValueError(f"IMAGES: {a.images[0]} has {x0.shape[1]} channel(s); the backbone makes {C}-channel images")
+        raise ValueError(f"IMAGES: {images[0]} has {x0.shape[1]} channel(s); the backbone makes {C}-channel images")
     if x0.shape[-2:] != (res, res):
-        raise ValueError(f"IMAGES: {a.images[0]} is {x0.shape[-1]}×{x0.shape[-2]}; the backbone makes {res}×{res} "
+        raise ValueError(f"IMAGES: {images[0]} is {x0.shape[-1]}×{x0.shape[-2]}; the backbone makes {res}×{res} "
                          "images (resize or crop them first)")
-    mask = read_masks(a, len(x0), res)
-    run = sampler(a, net)
+    m_all = read_masks(len(x0), res, mask=mask, mask_kind=mask_kind, mask_seed=mask_seed, hole_white=hole_white)
+    run = sampler(net, method, backbone=backbone, guidance=guidance, steps=steps, solver=solver,
+                  guidance_scale=guidance_scale)
     outs = []
-    for i in tqdm(range(0, len(x0), a.batch), desc=f"aid inpaint ({a.method})", unit="batch", dynamic_ncols=True):
-        m = mask[i:i + a.batch].to(device)
-        y = x0[i:i + a.batch].to(device) * m  # the methods never see the hole
-        x, _ = run(y, m, list(range(a.seed + i, a.seed + i + len(y))))
+    for i in tqdm(range(0, len(x0), batch), desc=f"aid inpaint ({method})", unit="batch", dynamic_ncols=True):
+        m = m_all[i:i + batch].to(device)
+        y = x0[i:i + batch].to(device) * m  # the methods never see the hole
+        x, _ = run(y, m, list(range(seed + i, seed + i + len(y))))
         outs.append(x.float().cpu().clamp(-1, 1))
     x = torch.cat(outs)
     for name, xi in zip(names, x):
-        save_png(xi, os.path.join(a.out, name))
-    print(f"wrote {len(x)} inpainted image(s) to {a.out}")
-    if a.grid:
-        rows = [[masked_input(g, m), xi.expand(3, -1, -1), g.expand(3, -1, -1)] for g, m, xi in zip(x0, mask, x)]
-        save_png(grid(torch.stack([im for row in rows for im in row]), nrow=3), os.path.join(a.out, "grid.png"),
+        save_png(xi, os.path.join(out, name))
+    print(f"wrote {len(x)} inpainted image(s) to {out}")
+    if grid:
+        rows = [[masked_input(g, m), xi.expand(3, -1, -1), g.expand(3, -1, -1)] for g, m, xi in zip(x0, m_all, x)]
+        save_png(make_grid(torch.stack([im for row in rows for im in row]), nrow=3), os.path.join(out, "grid.png"),
                  scale=max(1, 128 // res))
-        print(f"wrote {os.path.join(a.out, 'grid.png')}: masked input | output | input, one image per row")
+        print(f"wrote {os.path.join(out, 'grid.png')}: masked input | output | input, one image per row")

@@ -11,8 +11,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DOCS = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
 # Where the design lived before docs/ (outside the repository); none may be cited again. Spelled in two parts so
 # that this file does not match itself.
-OUTSIDE = [r"\.\./" + "shared", "shared/" + "design", "shared/" + "research", "AID-" + "METHOD", "ARCHITECTURE" + r"\.md",
-           "anchors" + r"\.md", "/work/" + "main"]
+OUTSIDE = [r"\.\./" + "shared", "shared/" + "design", "shared/" + "research", "AID-" + "METHOD",
+           "ARCHITECTURE" + r"\.md", "anchors" + r"\.md", "/work/" + "main"]
 
 
 def _read(rel):

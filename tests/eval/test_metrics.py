@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from aid.eval.metrics import feature_stats, frechet_distance
+from aid.eval.metrics import boundary_jump, feature_stats, frechet_distance
 
 
 def test_closed_form_for_commuting_covariances():
@@ -173,3 +173,21 @@ def test_fmnist_distances_separate_classes():
     assert set(near) == {"fd_fmnist", "kd_fmnist", "kd_fmnist_std"}
     assert 0 < near["fd_fmnist"] < far["fd_fmnist"] / 5
     assert near["kd_fmnist"] < far["kd_fmnist"] / 5 and far["kd_fmnist"] > 0
+
+
+def test_boundary_jump_is_the_mean_step_across_the_mask_edge_only():
+    mask = torch.zeros(2, 1, 6, 6)
+    mask[..., :, :3] = 1  # left half known: 6 crossing pairs per image, all horizontal
+    x = torch.zeros(2, 3, 6, 6)
+    x[0, :, :, 3:] = 0.5  # a seam of 0.5 on every channel
+    x[1, :, :, :2] = 7.0  # big steps away from the edge do not count
+    x[1, 0, :, 3] = 0.3   # one channel of three jumps by 0.3 at the edge
+    torch.testing.assert_close(boundary_jump(x, mask), torch.tensor([0.5, 0.1], dtype=torch.float64))
+    box = torch.ones(1, 1, 6, 6)
+    box[..., 2:4, 2:4] = 0  # a 2×2 hole: 8 crossing pairs, 4 vertical and 4 horizontal
+    y = torch.zeros(1, 1, 6, 6)
+    y[..., 2:4, 2:4] = 1.0
+    torch.testing.assert_close(boundary_jump(y, box), torch.tensor([1.0], dtype=torch.float64))
+    assert torch.isnan(boundary_jump(y, torch.ones(1, 1, 6, 6))).all()  # no boundary
+    with pytest.raises(ValueError, match="mask must be"):
+        boundary_jump(y, torch.ones(1, 3, 6, 6))

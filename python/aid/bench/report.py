@@ -7,12 +7,9 @@ import os
 
 import torch
 
-from aid.baselines import METHODS
+from aid.bench.settings import ALL_METHODS
 from aid.data.images import masked_input
 from aid.data.masks import KINDS, benchmark_masks
-from aid.eval.plots import curve_panels, image_table
-
-ALL_METHODS = list(METHODS) + ["aid"]  # every method of the benchmark, in the order of the tables
 
 
 def key_of(c: dict) -> str:
@@ -99,6 +96,7 @@ def markdown(res: dict) -> str:
 def write_examples(res: dict, examples: dict, gt: torch.Tensor, path: str, nfe_shown: int) -> None:
     """Rows: the first example images of each mask kind; columns: masked input, each method at the
     setting whose cost is nearest to nfe_shown, ground truth."""
+    from aid.eval.plots import image_table  # matplotlib, only when drawing (`aid` starts faster without it)
     cells = ordered(res["cells"])
     shown = {}
     for c in cells:
@@ -121,6 +119,7 @@ def write_examples(res: dict, examples: dict, gt: torch.Tensor, path: str, nfe_s
 def write_reports(res: dict, examples: dict, gt: torch.Tensor, out: str, nfe_shown: int) -> str:
     """results.md, quality_vs_nfe.png, quality_vs_seconds.png, examples.png (gt: the test images, the
     first ones of which the examples show); returns the Markdown."""
+    from aid.eval.plots import curve_panels  # matplotlib, only when drawing (`aid` starts faster without it)
     md = markdown(res)
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(md)

@@ -6,43 +6,20 @@ Fashion-MNIST test images, all on the same frozen EDM backbone.
     aid bench --out runs/sq --resume --merge runs/sq_b   # fold in cells another process ran
     aid bench --out /tmp/sq --quick         # the one-minute smoke version
 
-Fixed, so that reruns and other machines compare:
-- images: Fashion-MNIST test images 0 … N−1 at 32×32 in [-1, 1]; image i is inpainted from
-  y = m_i ⊙ x_i (the hole zeroed: nothing of the truth leaks) with seed i, by every method;
-- masks: m_i = aid.data.masks.benchmark_masks(kind, N, 32)[i], the versioned test-mask set;
-- metrics per cell, on the outputs clipped to [-1, 1]: mean and std over images of hole PSNR
-  (the tables add ± its standard error), whole-image PSNR, SSIM and hole MSE; FD_fmnist and
-  KD_fmnist (the bundled Fashion-MNIST classifier's features: not FID/KID; KD is the unbiased
-  estimate, so it can be < 0 on small sets) between the cell's outputs and the same ground-truth
-  images, only when the cell has >= --fd-min-images images (default 1,000); seconds per image:
-  wall clock of the sampler calls only (batched, CUDA synchronized, after an untimed warm-up)
-  over the number of images; the largest |x − y| on known pixels (0 for a method that pastes).
-
-Cost = NFE + VJP per image (a vector–Jacobian product through the backbone counts as one more
-evaluation). A target cost T becomes num_steps by one rule for every method: num_steps is the
-smallest N whose cost(N) is nearest to T, where
-  cost(N) = N    for Euler/DDIM-type methods (paste, replacement, ddnm, diffpir, deft, aid);
-  cost(N) = 2N   for dps and pigdm (1 NFE + 1 VJP per step);
-  cost(N) = the forward steps of RePaint's jump schedule at the function's own jump_length and
-                 jump_n_sample (10, 10): N for N <= 10, then N + 90·⌊(N − 1)/10⌋. RePaint cannot
-                 resample below 11 steps (101 NFE): targets 19 and 35 snap to N = 10.
-Targets that snap to the same N are run once. Each method's own default num_steps (from its
-function signature) is an extra point (not with --quick). Each run checks the cost counted in the
-method's report against this rule. Cells costing more than --expensive-cost (default 1,000) use
-at most --expensive-images (default 250) images, as their "images" entry states. Every other
-hyperparameter is the function's default, recorded per cell; a --resume or --merge whose cells
-of one method have different hyperparameters is refused.
+The rules every run keeps (images, masks, metrics, and how a target cost becomes num_steps) are
+aid.bench.settings.RULES, written into results.json and results.md; cost() and steps_for() below
+implement its cost rule. The results file's bookkeeping (resume, merge) is aid.bench.results.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import subprocess
 import sys
 import time
+from dataclasses import asdict, fields
 
 import numpy as np
 import torch
@@ -53,7 +30,17 @@ import aid
 import aid_ext
 from aid.baselines import METHODS, defaults, repaint_nfe
 from aid.baselines.deft import HOW_TO_TRAIN
-from aid.bench.report import ALL_METHODS, key_of, write_reports
+from aid.bench.report import key_of, write_reports
+from aid.bench.results import (
+    BenchmarkError,
+    add_roles,
+    check_hyperparameters,
+    hyperparameters,
+    merge_from,
+    start_results,
+    write_json,
+)
+from aid.bench.settings import ALL_METHODS, DEFAULTS, QUICK, Settings
 from aid.core.checkpoint import atomic_write, sha256_of
 from aid.core.common import device_of
 from aid.data.datasets import fashion_mnist
@@ -70,11 +57,6 @@ AMORTIZED = {  # methods that need a trained module: the option that gives it, a
             "(aid.guidance.networks.GuidanceModule checkpoint; "
                      "train one with `aid train`)")}
 RES = 32  # Fashion-MNIST padded to 32×32: the FD_fmnist classifier's input
-DEFAULTS = dict(methods=ALL_METHODS, nfe=[5, 9, 19, 35], masks=["center_box", "pixels70", "lama_medium", "half_right"],
-                images=1000, batch=64, fd_min_images=1000, no_default_nfe=False)
-QUICK = dict(methods=["paste", "ddnm", "repaint", "pigdm"], nfe=[5, 9], masks=["center_box", "pixels70"], images=8,
-             batch=8, fd_min_images=8, no_default_nfe=True)
-RULES = __doc__[__doc__.index("Fixed, so that"):]  # written into results.json and results.md
 
 
 def cost(name: str, num_steps: int, hp: dict) -> int:
@@ -104,21 +86,17 @@ def points(name: str, fn, targets: list[int], with_default: bool) -> list[dict]:
     return [dict(num_steps=n, targets=by_steps[n], default=n == default) for n in sorted(by_steps)]
 
 
-class BenchmarkError(Exception):
-    """A reason to stop before running (main reports it as `PROG: error: reason`, exit status 1)."""
-
-
-def samplers(a, net) -> tuple[dict, dict]:
-    """(name → sampler(net, y, mask, seeds, num_steps=…), name → why it is skipped) for a.methods. DEFT and
-    AID run from their trained modules (aid.inpaint.load_sampler; AID with Euler steps, then the paste)."""
-    run, skipped = {}, {}
-    for name in a.methods:
-        path = getattr(a, name) if name in AMORTIZED else None
-        if name in AMORTIZED and path is None:
+def samplers(methods: list[str], net, *, deft: str | None = None, aid: str | None = None) -> tuple[dict, dict]:
+    """(name → sampler(net, y, mask, seeds, num_steps=…), name → why it is skipped) for methods. DEFT and AID run
+    from their trained modules, the paths deft and aid (aid.inpaint.load_sampler; AID with Euler steps, then the
+    paste); without one they are skipped."""
+    run, skipped, modules = {}, {}, dict(deft=deft, aid=aid)
+    for name in methods:
+        if name in AMORTIZED and modules[name] is None:
             option, how = AMORTIZED[name]
             skipped[name] = f"no {option} PATH given: {how}"
         else:
-            run[name] = load_sampler(name, net, path)
+            run[name] = load_sampler(name, net, modules.get(name))
     return run, skipped
 
 
@@ -196,76 +174,97 @@ def versions() -> dict:
                 git_dirty=None if status is None else bool(status))
 
 
-def setup_differences(old: dict, new: dict) -> list[str]:
-    """What differs between two runs' settings (a trained module may be added, not swapped)."""
-    differ = [f"{k} ({old.get(k)!r} there, {v!r} now)" for k, v in new.items() if k != "modules" and old.get(k) != v]
-    changed = [k for k, v in new["modules"].items() if old["modules"].get(k, v) != v]
-    return differ + [f"the {k} module (another file)" for k in changed]
+def measure(c: dict, fn, net, gt, mask, seeds, s: Settings, run: int) -> tuple[dict, torch.Tensor]:
+    """Run one cell (c: mask, method, num_steps, targets, default) on the first n images; (its record, outputs)."""
+    hp = hyperparameters(fn)
+    c = dict(c, cost=cost(c["method"], c["num_steps"], hp))
+    n = s.images if c["cost"] <= s.expensive_cost else min(s.images, s.expensive_images)
+    x, report, seconds = run_cell(fn, net, gt[:n], mask[:n], seeds[:n], c["num_steps"], s.batch)
+    if report["nfe"] + report["vjp"] != c["cost"]:
+        raise RuntimeError(f"{key_of(c)}: the report counts {report['nfe']} NFE + {report['vjp']} VJP, the NFE→steps "
+                           f"rule predicts {c['cost']}; update cost() in {__file__}")
+    return dict(c, nfe=report["nfe"], vjp=report["vjp"], images=n, hyperparameters=hp, report=report, batch=s.batch,
+                run=run, seconds_total=seconds, seconds_per_image=seconds / n,
+                **cell_metrics(x, gt[:n], mask[:n], s.fd_min_images)), x
 
 
-def start_results(path: str, setup: dict, resume: bool) -> dict:
-    """A fresh results dict, or with --resume the one in path after checking it was made the same way."""
-    if not os.path.exists(path):
-        return dict(benchmark="speed_quality", setup=setup, rules=RULES, runs=[], skipped={}, cells={})
-    if not resume:
-        raise BenchmarkError(f"{path} exists; pass --resume to continue it, or choose another --out")
-    with open(path) as f:
-        res = json.load(f)
-    differ = setup_differences(res["setup"], setup)
-    if differ:
-        raise BenchmarkError(f"--resume: {path} was made with other settings: {'; '.join(differ)}; "
-                             f"use another --out")
-    res["setup"]["modules"].update(setup["modules"])
+def prepare(s: Settings):
+    """(backbone, test images, samplers, skipped methods), or a BenchmarkError with the reason."""
+    try:
+        net = load(s.backbone, torch.device(s.device))
+    except FileNotFoundError as e:
+        hint = " (the bundled backbone is trained by `python -m aid.edm.train`; or pass --backbone)" \
+            if s.backbone == DEFAULT_BACKBONE else ""
+        raise BenchmarkError(f"{e}{hint}") from None
+    if (net.img_channels, net.img_resolution) != (1, RES):
+        raise BenchmarkError(f"the benchmark runs on Fashion-MNIST 1×{RES}×{RES}; {s.backbone} makes "
+                             f"{net.img_channels}×{net.img_resolution}×{net.img_resolution} images")
+    try:
+        gt, _ = fashion_mnist("test", RES)
+        methods, skipped = samplers(s.methods, net, deft=s.deft, aid=s.aid)
+    except FileNotFoundError as e:  # Fashion-MNIST, or the module of --deft or --aid
+        raise BenchmarkError(str(e)) from None
+    return net, gt[:s.images], methods, skipped
+
+
+def benchmark(s: Settings, skipped_methods: dict | None = None) -> dict:
+    """Run the cells of s that s.out/results.json does not hold yet and write the results and reports there;
+    returns the results dict. skipped_methods: method → reason, reported as skipped beside the methods s skips
+    (e.g. `aid demo`'s AID while there is no guidance module to run it with). A reason to stop before running
+    (a missing file, a results folder made with other settings) is a BenchmarkError."""
+    net, gt, methods, skipped = prepare(s)
+    skipped.update(skipped_methods or {})
+    seeds = list(range(s.images))
+    setup = dict(backbone_sha256=sha256_of(s.backbone), images=s.images, mask_set=f"aid.data.masks.benchmark_masks "
+                 f"v{TEST_SET_VERSION}", fd_min_images=s.fd_min_images, expensive_cost=s.expensive_cost,
+                 expensive_images=s.expensive_images, examples=s.examples,
+                 modules={k: sha256_of(getattr(s, k)) for k in AMORTIZED if k in methods})
+    os.makedirs(s.out, exist_ok=True)
+    json_path, ex_path = os.path.join(s.out, "results.json"), os.path.join(s.out, "examples.safetensors")
+    res = start_results(json_path, setup, s.resume)
+    examples = load_file(ex_path) if os.path.exists(ex_path) else {}
+    for folder in s.merge:
+        merge_from(res, examples, folder)
+    check_hyperparameters(res["cells"], methods)
+    if s.merge and examples:
+        atomic_write(ex_path, lambda tmp: save_file(examples, tmp))
+    res["runs"].append(dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), args=asdict(s),
+                            command=" ".join(sys.argv), machine=machine(device_of(net)), versions=versions()))
+    res["skipped"] = {k: v for k, v in {**res["skipped"], **skipped}.items() if k not in methods}
+    masks = {kind: benchmark_masks(kind, s.images, RES) for kind in s.masks}
+    res.setdefault("hole_fraction", {}).update({k: float(1 - m.mean()) for k, m in masks.items()})
+    todo = [dict(mask=kind, method=name, **pt) for kind in s.masks for name, fn in methods.items()
+            for pt in points(name, fn, s.nfe, not s.no_default_nfe)]
+    for c in todo:
+        if key_of(c) in res["cells"]:
+            add_roles(res["cells"][key_of(c)], c)
+    todo = [c for c in todo if key_of(c) not in res["cells"]]
+    print(f"{len(res['cells'])} cells already in {json_path}; {len(todo)} to run; skipped methods: "
+          + ("; ".join(f"{k} ({v})" for k, v in res["skipped"].items()) or "none"), flush=True)
+    if todo:  # an untimed warm-up call (allocator, cuDNN, thread pools)
+        run_cell(METHODS["paste"], net, gt[:s.batch], masks[s.masks[0]][:s.batch], seeds[:s.batch], 2, s.batch)
+    for c in (bar := tqdm(todo, desc="speed_quality cells", dynamic_ncols=True)):
+        bar.set_postfix_str(key_of(c))
+        res["cells"][key_of(c)], x = measure(c, methods[c["method"]], net, gt, masks[c["mask"]], seeds, s,
+                                             run=len(res["runs"]) - 1)
+        if s.examples:  # before the JSON, which is what marks the cell done
+            examples[key_of(c)] = x[:s.examples].contiguous()
+            atomic_write(ex_path, lambda tmp: save_file(examples, tmp))
+        write_json(json_path, res)
+    write_json(json_path, res)
+    print(write_reports(res, examples, gt, s.out, s.example_nfe))
+    print(f"wrote {', '.join(sorted(os.listdir(s.out)))} in {s.out}")
     return res
 
 
-def add_roles(cell: dict, other: dict) -> None:
-    """Give a measured cell the targets and the default flag of another request for the same setting (RePaint's
-    nearest cost to both 19 and 35 is 10 steps: one cell serves both targets)."""
-    cell["targets"] = sorted(set(cell["targets"]) | set(other["targets"]))
-    cell["default"] = cell["default"] or other["default"]
+# The command line (`aid bench`, benchmarks/speed_quality.py, python -m aid.bench.run): it only parses.
+
+DESCRIPTION = __doc__.split("\n\n")[0]
+EPILOG = "Defaults in brackets are the full benchmark's; --quick changes those marked (quick: ...) unless given."
 
 
-def run_index(runs: list[dict], run: dict) -> int:
-    """The index of run in runs, appending it if it is not there: a folder merged back into one it was merged
-    from (e.g. one that ran only the missing cells) carries copies of that folder's runs, listed once."""
-    if run not in runs:
-        runs.append(run)
-    return runs.index(run)
-
-
-def merge_from(res: dict, examples: dict, folder: str) -> None:
-    """Fold in the cells of another results folder made with the same settings (e.g. part of the grid run
-    by another process or machine); cells already in res are kept (with the other's targets added)."""
-    with open(os.path.join(folder, "results.json")) as f:
-        other = json.load(f)
-    differ = setup_differences(other["setup"], res["setup"]) + setup_differences(res["setup"], other["setup"])
-    if differ:
-        raise BenchmarkError(f"--merge: {folder} was made with other settings: {'; '.join(differ)}")
-    index = [run_index(res["runs"], r) for r in other["runs"]]
-    new = {k: dict(c, run=index[c["run"]]) for k, c in other["cells"].items() if k not in res["cells"]}
-    for k in other["cells"].keys() & res["cells"].keys():
-        add_roles(res["cells"][k], other["cells"][k])
-    res["cells"].update(new)
-    res["setup"]["modules"].update(other["setup"]["modules"])
-    res.setdefault("hole_fraction", {}).update(other.get("hole_fraction", {}))
-    ex_path = os.path.join(folder, "examples.safetensors")
-    if os.path.exists(ex_path):
-        examples.update({k: v for k, v in load_file(ex_path).items() if k in new})
-    print(f"merged {len(new)} cells from {folder}", flush=True)
-
-
-def write_json(path: str, obj) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)  # NaN stays NaN (a diverged method), never 0
-    atomic_write(path, write)
-
-
-def parser(prog: str | None = None, parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The command line (prog: the name in its usage and errors; parser_class: e.g. one with one-line errors)."""
-    p = parser_class(prog=prog, description=__doc__.split("\n\n")[0], epilog="Defaults in brackets are the full "
-                     "benchmark's; --quick changes those marked (quick: ...) unless given.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The benchmark's flags, one per Settings field (and --quick); settings_from_args reads them."""
     p.add_argument("--out", required=True, help="folder for results.json/.md, the PNGs and examples.safetensors")
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="EDM .safetensors or .pkl [the bundled one]")
     p.add_argument("--methods", nargs="+", choices=ALL_METHODS, metavar="METHOD",
@@ -291,137 +290,49 @@ def parser(prog: str | None = None, parser_class=argparse.ArgumentParser) -> arg
     p.add_argument("--merge", nargs="+", default=[], metavar="FOLDER",
                    help="first fold in the cells of other --out folders made with the same settings")
     p.add_argument("--quick", action="store_true", help="the one-minute smoke version")
+
+
+def settings_from_args(a: argparse.Namespace) -> Settings:
+    """The Settings of parsed flags: a flag not given takes the full benchmark's default (DEFAULTS), or with
+    --quick the smoke version's (QUICK); --aid defaults to the bundled guidance module on the bundled backbone.
+    A bad flag is a ValueError naming it."""
+    explicit = set(a.methods or [])
+    given = {f.name: getattr(a, f.name) for f in fields(Settings)}
+    if a.aid is None and a.backbone == DEFAULT_BACKBONE and os.path.exists(DEFAULT_GUIDANCE):
+        given["aid"] = DEFAULT_GUIDANCE
+    for k, v in (QUICK if a.quick else DEFAULTS).items():
+        if given[k] is None:
+            given[k] = v
+    for name in explicit & set(AMORTIZED):
+        if given[name] is None:
+            raise ValueError(f"--methods {name} needs {AMORTIZED[name][0]} PATH (a trained module)")
+    return Settings(**given)
+
+
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command line (prog: the name in its usage and errors)."""
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG)
+    add_arguments(p)
     return p
 
 
-def parse_args(argv, p: argparse.ArgumentParser | None = None):
-    """The arguments, with the defaults filled in (DEFAULTS, or QUICK with --quick) and checked."""
+def parse_args(argv=None, p: argparse.ArgumentParser | None = None) -> Settings:
+    """The Settings of a command line; a bad flag exits as a usage error of p (parser())."""
     p = p or parser()
-    a = p.parse_args(argv)
-    explicit = set(a.methods or [])
-    if a.aid is None and a.backbone == DEFAULT_BACKBONE and os.path.exists(DEFAULT_GUIDANCE):
-        a.aid = DEFAULT_GUIDANCE
-    for k, v in (QUICK if a.quick else DEFAULTS).items():
-        if getattr(a, k) is None:
-            setattr(a, k, v)
-    a.methods, a.masks, a.nfe = (list(dict.fromkeys(v)) for v in (a.methods, a.masks, a.nfe))
-    for name in explicit & set(AMORTIZED):
-        if getattr(a, name) is None:
-            p.error(f"--methods {name} needs {AMORTIZED[name][0]} PATH (a trained module)")
-    if a.images < 2 or a.batch < 1 or a.fd_min_images < 2 or min(a.nfe) < 1 or a.expensive_images < 2:
-        p.error("need --images >= 2, --batch >= 1, --fd-min-images >= 2, every --nfe >= 1, --expensive-images >= 2")
-    if a.examples < 0:
-        p.error(f"--examples must be >= 0, got {a.examples}")
-    a.examples = min(a.examples, a.images)
-    return a
-
-
-def hyperparameters(fn) -> dict:
-    """A sampler's hyperparameters as a cell records them: its defaults other than num_steps."""
-    return {k: v for k, v in defaults(fn).items() if k != "num_steps" and isinstance(v, (int, float, str))}
-
-
-def check_hyperparameters(cells: dict, methods: dict) -> None:
-    """Every cell of a method has the same hyperparameters, and for the methods of this call those of its sampler
-    now: a default changed between a run and its --resume or --merge would otherwise mix settings in one curve."""
-    want = {name: hyperparameters(fn) for name, fn in methods.items()}
-    for k, c in cells.items():
-        have = want.setdefault(c["method"], c["hyperparameters"])
-        if c["hyperparameters"] != have:
-            raise BenchmarkError(f"{k} was measured with {c['method']} hyperparameters {c['hyperparameters']}, "
-                                 f"other cells or the sampler now have {have}; use a new --out")
-
-
-def measure(c: dict, fn, net, gt, mask, seeds, a, run: int) -> tuple[dict, torch.Tensor]:
-    """Run one cell (c: mask, method, num_steps, targets, default) on the first n images; (its record, outputs)."""
-    hp = hyperparameters(fn)
-    c = dict(c, cost=cost(c["method"], c["num_steps"], hp))
-    n = a.images if c["cost"] <= a.expensive_cost else min(a.images, a.expensive_images)
-    x, report, seconds = run_cell(fn, net, gt[:n], mask[:n], seeds[:n], c["num_steps"], a.batch)
-    if report["nfe"] + report["vjp"] != c["cost"]:
-        raise RuntimeError(f"{key_of(c)}: the report counts {report['nfe']} NFE + {report['vjp']} VJP, the NFE→steps "
-                           f"rule predicts {c['cost']}; update cost() in {__file__}")
-    return dict(c, nfe=report["nfe"], vjp=report["vjp"], images=n, hyperparameters=hp, report=report, batch=a.batch,
-                run=run, seconds_total=seconds, seconds_per_image=seconds / n,
-                **cell_metrics(x, gt[:n], mask[:n], a.fd_min_images)), x
-
-
-def prepare(a):
-    """(backbone, test images, samplers, skipped methods), or exit with the reason."""
     try:
-        net = load(a.backbone, torch.device(a.device))
-    except FileNotFoundError as e:
-        hint = " (the bundled backbone is trained by `python -m aid.edm.train`; or pass --backbone)" \
-            if a.backbone == DEFAULT_BACKBONE else ""
-        raise BenchmarkError(f"{e}{hint}") from None
-    if (net.img_channels, net.img_resolution) != (1, RES):
-        raise BenchmarkError(f"the benchmark runs on Fashion-MNIST 1×{RES}×{RES}; {a.backbone} makes "
-                             f"{net.img_channels}×{net.img_resolution}×{net.img_resolution} images")
-    try:
-        gt, _ = fashion_mnist("test", RES)
-        methods, skipped = samplers(a, net)
-    except FileNotFoundError as e:  # Fashion-MNIST, or the module of --deft or --aid
-        raise BenchmarkError(str(e)) from None
-    return net, gt[:a.images], methods, skipped
+        return settings_from_args(p.parse_args(argv))
+    except ValueError as e:
+        p.error(str(e))
 
 
-def main(argv=None, skipped_methods: dict | None = None, prog: str | None = None,
-         parser_class=argparse.ArgumentParser):
-    """skipped_methods: method → reason, reported as skipped beside those of --methods (for callers such
-    as `aid demo`, which reports AID while there is no guidance module to run it with). prog and
-    parser_class: the command's name and parser (parser()); a reason to stop exits as `PROG: error: reason`."""
-    p = parser(prog, parser_class)
-    a = parse_args(argv, p)
+def main(argv=None, prog: str | None = None) -> None:
+    """Parse, then run; a reason to stop exits as `PROG: error: reason` (prog: the name in usage and errors)."""
+    p = parser(prog)
+    s = parse_args(argv, p)
     try:
-        benchmark(a, skipped_methods or {})
+        benchmark(s)
     except BenchmarkError as e:
         raise SystemExit(f"{p.prog}: error: {e}") from None
-
-
-def benchmark(a, skipped_methods: dict) -> None:
-    """The benchmark of parsed arguments a (main)."""
-    net, gt, methods, skipped = prepare(a)
-    skipped.update(skipped_methods)
-    seeds = list(range(a.images))
-    setup = dict(backbone_sha256=sha256_of(a.backbone), images=a.images, mask_set=f"aid.data.masks.benchmark_masks "
-                 f"v{TEST_SET_VERSION}", fd_min_images=a.fd_min_images, expensive_cost=a.expensive_cost,
-                 expensive_images=a.expensive_images, examples=a.examples,
-                 modules={k: sha256_of(getattr(a, k)) for k in AMORTIZED if k in methods})
-    os.makedirs(a.out, exist_ok=True)
-    json_path, ex_path = os.path.join(a.out, "results.json"), os.path.join(a.out, "examples.safetensors")
-    res = start_results(json_path, setup, a.resume)
-    examples = load_file(ex_path) if os.path.exists(ex_path) else {}
-    for folder in a.merge:
-        merge_from(res, examples, folder)
-    check_hyperparameters(res["cells"], methods)
-    if a.merge and examples:
-        atomic_write(ex_path, lambda tmp: save_file(examples, tmp))
-    res["runs"].append(dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), args=vars(a),
-                            command=" ".join(sys.argv), machine=machine(device_of(net)), versions=versions()))
-    res["skipped"] = {k: v for k, v in {**res["skipped"], **skipped}.items() if k not in methods}
-    masks = {kind: benchmark_masks(kind, a.images, RES) for kind in a.masks}
-    res.setdefault("hole_fraction", {}).update({k: float(1 - m.mean()) for k, m in masks.items()})
-    todo = [dict(mask=kind, method=name, **pt) for kind in a.masks for name, fn in methods.items()
-            for pt in points(name, fn, a.nfe, not a.no_default_nfe)]
-    for c in todo:
-        if key_of(c) in res["cells"]:
-            add_roles(res["cells"][key_of(c)], c)
-    todo = [c for c in todo if key_of(c) not in res["cells"]]
-    print(f"{len(res['cells'])} cells already in {json_path}; {len(todo)} to run; skipped methods: "
-          + ("; ".join(f"{k} ({v})" for k, v in res["skipped"].items()) or "none"), flush=True)
-    if todo:  # an untimed warm-up call (allocator, cuDNN, thread pools)
-        run_cell(METHODS["paste"], net, gt[:a.batch], masks[a.masks[0]][:a.batch], seeds[:a.batch], 2, a.batch)
-    for c in (bar := tqdm(todo, desc="speed_quality cells", dynamic_ncols=True)):
-        bar.set_postfix_str(key_of(c))
-        res["cells"][key_of(c)], x = measure(c, methods[c["method"]], net, gt, masks[c["mask"]], seeds, a,
-                                             run=len(res["runs"]) - 1)
-        if a.examples:  # before the JSON, which is what marks the cell done
-            examples[key_of(c)] = x[:a.examples].contiguous()
-            atomic_write(ex_path, lambda tmp: save_file(examples, tmp))
-        write_json(json_path, res)
-    write_json(json_path, res)
-    print(write_reports(res, examples, gt, a.out, a.example_nfe))
-    print(f"wrote {', '.join(sorted(os.listdir(a.out)))} in {a.out}")
 
 
 if __name__ == "__main__":

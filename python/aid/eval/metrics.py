@@ -77,6 +77,25 @@ def hole_mse(x: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return _region_mse("hole_mse", x, ref, (mask == 0)).to(x.dtype)
 
 
+def boundary_jump(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The seam: per image, the mean |x_p − x_q| over the 4-neighbour pairs that cross the mask's boundary
+    (p known, q in the hole; mask [B, 1, H, W], 1 = known), averaged over channels. Compare an output's with the
+    clean image's: a visible seam jumps more than the image itself does there. NaN for a mask with no boundary."""
+    if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] != x.shape[0] or mask.shape[2:] != x.shape[2:]:
+        raise ValueError(f"boundary_jump: mask must be [B, 1, H, W] like x {list(x.shape)}, got {list(mask.shape)}")
+    known = mask > 0.5
+    total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    pairs = torch.zeros_like(total)
+    for dim in (2, 3):  # vertical, then horizontal neighbours
+        n = x.shape[dim] - 1
+        a, b = known.narrow(dim, 0, n), known.narrow(dim, 1, n)
+        crosses = (a != b).double()  # [B, 1, H', W']
+        jump = (x.narrow(dim, 0, n) - x.narrow(dim, 1, n)).abs().double().mean(1, keepdim=True)
+        total += (crosses * jump).flatten(1).sum(1)
+        pairs += crosses.flatten(1).sum(1)
+    return total / pairs
+
+
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-t.square() / (2 * sigma ** 2))

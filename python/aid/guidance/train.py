@@ -42,50 +42,13 @@ from aid.core.common import device_of
 from aid.core.nn import n_params
 from aid.data.masks import KINDS, mask_pool
 from aid.guidance.actor_critic import ACConfig, AIDTrainer
+from aid.guidance.distributed import all_mean, any_rank, average_gradients, init_distributed, rank_and_world
 from aid.guidance.networks import Critic, GuidanceModule
 
 TRAIN_MASK_SEED = 20_000  # mask pools use masks(kind, n, res, TRAIN_MASK_SEED + seed), never the benchmark's 10_000 + v
 METRICS = ("cost", "critic_loss", "actor_loss", "td_abs")
 SNAPSHOT_SECONDS = 600  # also snapshot when the last one is older than this
 AC_OPTIONS = [f for f in fields(ACConfig) if f.name != "num_steps"]  # ACConfig's CLI options (K is --steps)
-
-
-def rank_and_world() -> tuple[int, int]:
-    """(rank, world size) of the initialised process group, else (0, 1)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def average_gradients(opt: torch.optim.Optimizer, world: int) -> None:
-    """Before every step of opt, replace each gradient by its mean over the ranks (one all-reduce)."""
-    def hook(optimizer, args, kwargs):
-        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= world
-        for g, v in zip(grads, flat.split([g.numel() for g in grads])):
-            g.copy_(v.view_as(g))
-    opt.register_step_pre_hook(hook)
-
-
-def all_mean(values: list[float], world: int) -> list[float]:
-    """The mean of each number over the ranks."""
-    if world == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
-    dist.all_reduce(t)
-    return (t / world).tolist()
-
-
-def any_rank(flags: list[bool], world: int) -> list[bool]:
-    """Each flag, true when it is true on any rank (so every rank takes the same branch)."""
-    return [v > 0 for v in all_mean([float(f) for f in flags], world)]
-
-
-def _comm_device() -> torch.device:
-    """Where collectives' tensors live: the current GPU under NCCL, else the CPU."""
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def build_trainers(backbone, cfg: ACConfig, actor_kwargs: dict, critic_kwargs: dict, steps: list[int], seed: int):
@@ -331,20 +294,6 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     if bar is not None:
         bar.close()
     return trainer.actor
-
-
-def init_distributed(device: str | None) -> torch.device:
-    """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL on the local GPU, gloo on
-    the CPU. Returns this process's device (the local GPU, else the CPU, unless one is named)."""
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device
 
 
 def parser() -> argparse.ArgumentParser:
