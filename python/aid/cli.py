@@ -1,5 +1,6 @@
-"""The `aid` command: thin front-ends over the library (aid.edm, aid.baselines, aid.guidance.sample,
-aid.guidance.train, aid.bench.run). `aid SUBCOMMAND --help` describes each one.
+"""The `aid` command: it only parses, then calls the library (aid.edm, aid.baselines, aid.inpaint,
+aid.guidance.train, aid.bench.run). Every subcommand is one pair, add_arguments(parser) and run(args)
+(SUBCOMMANDS); `aid SUBCOMMAND --help` describes each one.
 
     aid demo --out demo                      the main job: AID and the baselines on the bundled model
     aid inpaint IMAGE... --mask MASK... --out DIR [--method aid] [--backbone PKL] [--guidance PATH]
@@ -15,7 +16,10 @@ import argparse
 import os
 import sys
 
+from aid.bench import run as bench
+from aid.bench.settings import Settings
 from aid.data.masks import KINDS
+from aid.guidance import train as train_aid
 
 DEMO_MASKS = ["center_box", "random_box", "pixels70", "half_bottom", "lama_medium"]  # one per mask family
 DEMO_METHODS = ["paste", "replacement", "ddnm", "dps", "aid"]
@@ -27,6 +31,11 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class UsageError(Exception):
+    """Flags that parse but do not go together (found by a run(args)): reported as a usage error, like argparse's
+    own (`aid SUBCOMMAND: error: ...`, exit status 2)."""
 
 
 def method_names() -> list[str]:
@@ -56,7 +65,11 @@ def check_device(name: str):
     return device
 
 
-def cmd_info(a) -> None:
+def no_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of a subcommand that takes none."""
+
+
+def run_info(a) -> None:
     import torch
 
     import aid_ext
@@ -82,7 +95,12 @@ def cmd_info(a) -> None:
         print(f"{k + ':':18} {v}")
 
 
-def cmd_convert(a) -> None:
+def add_convert_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pkl", help="an official NVlabs/edm snapshot, downloaded by you")
+    p.add_argument("out", help="the .safetensors file to write")
+
+
+def run_convert(a) -> None:
     from aid.core.nn import n_params
     from aid.edm import convert, load
     if not os.path.isfile(a.pkl):
@@ -93,135 +111,153 @@ def cmd_convert(a) -> None:
           f"{n_params(net):,} parameters")
 
 
-def cmd_demo(a) -> None:
-    from aid.bench import run as speed_quality
-    from aid.guidance.sample import DEFAULT_GUIDANCE
+def add_demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="aid-demo", help="results folder [aid-demo]; rerunning into it reuses its results")
+    p.add_argument("--num-images", type=int, default=12, help="held-out test images per mask type [12]")
+    p.add_argument("--masks", nargs="+", default=DEMO_MASKS, choices=KINDS, metavar="KIND",
+                   help=f"mask types [{' '.join(DEMO_MASKS)}], from {', '.join(KINDS)}")
+    p.add_argument("--methods", nargs="+", default=DEMO_METHODS, choices=method_names(), metavar="METHOD",
+                   help=f"[{' '.join(DEMO_METHODS)}], from {', '.join(method_names())}")
+    p.add_argument("--nfe", nargs="+", type=int, default=[5, 9, 19], help="target costs, NFE + VJP per image [5 9 19]")
+    p.add_argument("--guidance", help="AID's guidance module [the bundled one]; without one AID is reported skipped")
+    p.add_argument("--batch", type=int, help="images per sampler call [all of them]")
+    p.add_argument("--examples", type=int, default=2, help="images per mask type in the comparison grid [2]")
+    p.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")
+
+
+def run_demo(a) -> None:
+    """The speed–quality benchmark (aid.bench.run.benchmark) at the demo's size, resumed in --out, without the
+    methods' default step counts; AID with --guidance or the bundled module, else reported skipped."""
+    from aid.guidance import sample  # its DEFAULT_GUIDANCE now (the tests point it elsewhere)
     methods, skipped = list(dict.fromkeys(a.methods)), {}
     if a.guidance and not os.path.isfile(a.guidance):
         raise FileNotFoundError(f"--guidance: no such file: {a.guidance}")
-    guidance = a.guidance or (DEFAULT_GUIDANCE if os.path.exists(DEFAULT_GUIDANCE) else None)
+    guidance = a.guidance or (sample.DEFAULT_GUIDANCE if os.path.exists(sample.DEFAULT_GUIDANCE) else None)
     if "aid" in methods and guidance is None:
         methods.remove("aid")
-        skipped["aid"] = f"{NO_BUNDLED_GUIDANCE} ({DEFAULT_GUIDANCE}); pass --guidance PATH from `aid train`"
+        skipped["aid"] = f"{NO_BUNDLED_GUIDANCE} ({sample.DEFAULT_GUIDANCE}); pass --guidance PATH from `aid train`"
     if not methods:
         raise ValueError("--methods: nothing to run")
     if a.num_images < 2 or min(a.nfe) < 1 or a.examples < 0 or (a.batch is not None and a.batch < 1):
         raise ValueError("need --num-images >= 2, every --nfe >= 1, --examples >= 0 and --batch >= 1")
-    argv = ["--out", a.out, "--methods", *methods, "--masks", *a.masks, "--nfe", *map(str, a.nfe), "--images",
-            str(a.num_images), "--batch", str(a.batch or a.num_images), "--no-default-nfe", "--examples",
-            str(a.examples), "--example-nfe", str(sorted(a.nfe)[len(a.nfe) // 2]),  # the median target
-            "--device", str(check_device(a.device)), "--resume"]
-    speed_quality.main(argv + (["--aid", guidance] if "aid" in methods else []), skipped_methods=skipped,
-                       prog="aid demo", parser_class=Parser)
+    settings = Settings(out=a.out, methods=methods, masks=a.masks, nfe=a.nfe, images=a.num_images,
+                        batch=a.batch or a.num_images, no_default_nfe=True, examples=a.examples,
+                        example_nfe=sorted(a.nfe)[len(a.nfe) // 2],  # the median target
+                        device=str(check_device(a.device)), resume=True, aid=guidance if "aid" in methods else None)
+    bench.benchmark(settings, skipped_methods=skipped)
     print(f"\nThe demo's results are in {a.out}: examples.png (the comparison grid), results.md and results.json "
           "(the metrics), quality_vs_nfe.png and quality_vs_seconds.png (speed against quality).")
 
 
-def cmd_inpaint(a) -> None:
+def add_inpaint_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", help="image files, or one folder, or one EDM dataset zip")
+    masks = p.add_mutually_exclusive_group(required=True)
+    masks.add_argument("--mask", nargs="+", metavar="PNG", help="one mask for all images, or one per image "
+                       "(white = known; see --hole-white)")
+    masks.add_argument("--mask-kind", choices=KINDS, metavar="KIND", help=f"generated masks, from {', '.join(KINDS)}")
+    p.add_argument("--mask-seed", type=int, default=0, help="seed of --mask-kind [0]")
+    p.add_argument("--hole-white", action="store_true", help="mask files are white = hole (LaMa's convention)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--method", default="aid", choices=method_names(), metavar="METHOD",
+                   help=f"[aid], from {', '.join(method_names())}")
+    p.add_argument("--backbone", help="official EDM .pkl or aid .safetensors [the bundled Fashion-MNIST backbone]")
+    p.add_argument("--guidance", help="trained module of aid (actor.safetensors from `aid train`) or deft "
+                   "(h.safetensors) [aid: the bundled one]")
+    p.add_argument("--steps", type=int, help="sampling steps [aid: the K the guidance module was trained with "
+                   "(trained over several: 9 if among them, else the largest); a baseline: its own default]")
+    p.add_argument("--solver", choices=["euler", "heun"], help="aid and deft only [aid: the guidance module's "
+                   "training solver; deft: euler]")
+    p.add_argument("--guidance-scale", type=float, help="aid only: multiplies the guidance field; below 1 is "
+                   "sharper and less faithful, 0 is unguided + paste [1]")
+    p.add_argument("--seed", type=int, default=0, help="image i is drawn with seed + i [0]")
+    p.add_argument("--batch", type=int, default=64, help="images per sampler call [64]")
+    p.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")
+    p.add_argument("--grid", action="store_true", help="also write OUT/grid.png: masked input | output | input")
+
+
+def run_inpaint(a) -> None:
     from aid.inpaint import inpaint
-    inpaint(a, check_device(a.device))
+    inpaint(a.images, a.out, mask=a.mask, mask_kind=a.mask_kind, mask_seed=a.mask_seed, hole_white=a.hole_white,
+            method=a.method, backbone=a.backbone, guidance=a.guidance, steps=a.steps, solver=a.solver,
+            guidance_scale=a.guidance_scale, seed=a.seed, batch=a.batch, device=check_device(a.device), grid=a.grid)
 
 
-def passthrough(name: str, module: str, help: str):
-    """A subcommand that hands its arguments to `module`.main(argv, prog, parser_class), which parses them with
-    a Parser named `aid NAME`."""
-    def run(argv):
-        import importlib
-        return importlib.import_module(module, __package__).main(argv, prog=f"aid {name}", parser_class=Parser)
-    return run, help
+def add_train_backbone_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of `python -m aid.edm.train` (tests/cli checks that both call aid.edm.train.train alike)."""
+    p.add_argument("--run-dir", required=True, help="folder for ema.safetensors, state.pt, log.jsonl")
+    p.add_argument("--iters", type=int, default=30000)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-seconds", type=float, default=None, help="stop this call after so many seconds")
+    p.add_argument("--init-from", default=None,
+                   help="warm-start from an ema.safetensors (e.g. aid.edm.DEFAULT_BACKBONE) when run-dir has "
+                        "no state.pt")
 
 
-PASSTHROUGH = {name: passthrough(name, module, text) for name, module, text in [
-    ("train-backbone", "aid.edm.train", "train an EDM backbone on Fashion-MNIST 32×32 (as the bundled one; "
-     "`aid train-backbone --help`)"),
-    ("bench", "aid.bench.run", "the speed–quality benchmark, every method × NFE × mask (`aid bench --help`)")]}
+def run_train_backbone(a) -> None:
+    from aid.data.datasets import fashion_mnist
+    from aid.edm.train import FMNIST32, train
+    data, _ = fashion_mnist("train", 32)
+    train(data, a.run_dir, FMNIST32, batch=a.batch, lr=a.lr, iters=a.iters, seed=a.seed, max_seconds=a.max_seconds,
+          init_from=a.init_from)
+
+
+def run_bench(a) -> None:
+    try:
+        settings = bench.settings_from_args(a)
+    except ValueError as e:
+        raise UsageError(e) from None
+    bench.benchmark(settings)
+
+
+SUBCOMMANDS = {  # name: (its line in `aid --help`, add_arguments(parser), run(args), more parser keywords)
+    "demo": ("the main job: AID and the baselines on held-out Fashion-MNIST, with each mask type, at a few NFE; "
+             "writes the comparison grid, a metrics table and the speed–quality plot", add_demo_arguments, run_demo,
+             {}),
+    "inpaint": ("inpaint your images: files, a folder or an EDM zip, with mask files or a mask generator; writes "
+                "PNGs of the same size", add_inpaint_arguments, run_inpaint, {}),
+    "train": ("train AID's guidance module (`torchrun --nproc_per_node=N -m aid train ...` for many GPUs; the flags "
+              "of aid.guidance.train)", train_aid.add_arguments, train_aid.run,
+              dict(description=train_aid.DESCRIPTION)),
+    "train-backbone": ("train an EDM backbone on Fashion-MNIST 32×32 (as the bundled one; `aid train-backbone "
+                       "--help`)", add_train_backbone_arguments, run_train_backbone,
+                       dict(description="Train the default EDM backbone on Fashion-MNIST 32×32 (resumable).")),
+    "bench": ("the speed–quality benchmark, every method × NFE × mask (`aid bench --help`)", bench.add_arguments,
+              run_bench, dict(description=bench.DESCRIPTION, epilog=bench.EPILOG)),
+    "convert": ("official EDM .pkl → aid .safetensors (read safely, never unpickled)", add_convert_arguments,
+                run_convert, {}),
+    "info": ("versions, build (CUDA on/off, archs, torch it was built for), devices seen", no_arguments, run_info,
+             {}),
+}
 
 
 def parser() -> Parser:
-    from aid.guidance.train import parser as train_aid_parser
     p = Parser(prog="aid", description="AID: Amortized Inpainting with Diffusion on frozen EDM backbones.",
                epilog="`aid SUBCOMMAND --help` for the options of each.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    d = sub.add_parser("demo", help="the main job: AID and the baselines on held-out Fashion-MNIST, with each mask "
-                       "type, at a few NFE; writes the comparison grid, a metrics table and the speed–quality plot")
-    d.add_argument("--out", default="aid-demo", help="results folder [aid-demo]; rerunning into it reuses its results")
-    d.add_argument("--num-images", type=int, default=12, help="held-out test images per mask type [12]")
-    d.add_argument("--masks", nargs="+", default=DEMO_MASKS, choices=KINDS, metavar="KIND",
-                   help=f"mask types [{' '.join(DEMO_MASKS)}], from {', '.join(KINDS)}")
-    d.add_argument("--methods", nargs="+", default=DEMO_METHODS, choices=method_names(), metavar="METHOD",
-                   help=f"[{' '.join(DEMO_METHODS)}], from {', '.join(method_names())}")
-    d.add_argument("--nfe", nargs="+", type=int, default=[5, 9, 19], help="target costs, NFE + VJP per image [5 9 19]")
-    d.add_argument("--guidance", help="AID's guidance module [the bundled one]; without one AID is reported skipped")
-    d.add_argument("--batch", type=int, help="images per sampler call [all of them]")
-    d.add_argument("--examples", type=int, default=2, help="images per mask type in the comparison grid [2]")
-    d.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")
-    d.set_defaults(run=cmd_demo)
-
-    i = sub.add_parser("inpaint", help="inpaint your images: files, a folder or an EDM zip, with mask files or a "
-                       "mask generator; writes PNGs of the same size")
-    i.add_argument("images", nargs="+", help="image files, or one folder, or one EDM dataset zip")
-    masks = i.add_mutually_exclusive_group(required=True)
-    masks.add_argument("--mask", nargs="+", metavar="PNG", help="one mask for all images, or one per image "
-                       "(white = known; see --hole-white)")
-    masks.add_argument("--mask-kind", choices=KINDS, metavar="KIND", help=f"generated masks, from {', '.join(KINDS)}")
-    i.add_argument("--mask-seed", type=int, default=0, help="seed of --mask-kind [0]")
-    i.add_argument("--hole-white", action="store_true", help="mask files are white = hole (LaMa's convention)")
-    i.add_argument("--out", required=True, help="output folder")
-    i.add_argument("--method", default="aid", choices=method_names(), metavar="METHOD",
-                   help=f"[aid], from {', '.join(method_names())}")
-    i.add_argument("--backbone", help="official EDM .pkl or aid .safetensors [the bundled Fashion-MNIST backbone]")
-    i.add_argument("--guidance", help="trained module of aid (actor.safetensors from `aid train`) or deft "
-                   "(h.safetensors) [aid: the bundled one]")
-    i.add_argument("--steps", type=int, help="sampling steps [aid: the K the guidance module was trained with "
-                   "(trained over several: 9 if among them, else the largest); a baseline: its own default]")
-    i.add_argument("--solver", choices=["euler", "heun"], help="aid and deft only [aid: the guidance module's "
-                   "training solver; deft: euler]")
-    i.add_argument("--guidance-scale", type=float, help="aid only: multiplies the guidance field; below 1 is "
-                   "sharper and less faithful, 0 is unguided + paste [1]")
-    i.add_argument("--seed", type=int, default=0, help="image i is drawn with seed + i [0]")
-    i.add_argument("--batch", type=int, default=64, help="images per sampler call [64]")
-    i.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")
-    i.add_argument("--grid", action="store_true", help="also write OUT/grid.png: masked input | output | input")
-    i.set_defaults(run=cmd_inpaint)
-
-    t = sub.add_parser("train", parents=[train_aid_parser()], add_help=False,
-                       help="train AID's guidance module (`torchrun --nproc_per_node=N -m aid train ...` for "
-                       "many GPUs; the flags of aid.guidance.train)")
-    t.set_defaults(run=None)
-    for name, (_, text) in PASSTHROUGH.items():
-        sub.add_parser(name, help=text, add_help=False)
-    c = sub.add_parser("convert", help="official EDM .pkl → aid .safetensors (read safely, never unpickled)")
-    c.add_argument("pkl", help="an official NVlabs/edm snapshot, downloaded by you")
-    c.add_argument("out", help="the .safetensors file to write")
-    c.set_defaults(run=cmd_convert)
-    sub.add_parser("info", help="versions, build (CUDA on/off, archs, torch it was built for), devices seen"
-                   ).set_defaults(run=cmd_info)
+    for name, (text, add_arguments, run, more) in SUBCOMMANDS.items():
+        s = sub.add_parser(name, help=text, **more)
+        add_arguments(s)
+        s.set_defaults(run=run)
     return p
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv[:1]
-    argv = argv[1:] if debug else argv
-    command = argv[0] if argv else None
+    a = parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        if command in PASSTHROUGH:
-            PASSTHROUGH[command][0](argv[1:])
-        elif command == "train":
-            from aid.guidance import train as train_aid
-            parser().parse_args(argv)  # the usage errors, as `aid train: error: ...`
-            train_aid.main(argv[1:])
-        else:
-            a = parser().parse_args(argv)
-            a.run(a)
+        a.run(a)
     except (KeyboardInterrupt, SystemExit):
         raise
+    except UsageError as e:  # as argparse reports its own
+        print(f"aid {a.command}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     except Exception as e:
-        if debug:
+        if a.debug:
             raise
         message = " ".join(str(e).split()) or type(e).__name__
-        print(f"aid {command}: error: {message} (aid --debug {command} ... shows the traceback)", file=sys.stderr)
+        print(f"aid {a.command}: error: {message} (aid --debug {a.command} ... shows the traceback)", file=sys.stderr)
         return 1
     return 0
 

@@ -6,7 +6,8 @@ an exact resume after a kill), and multi-process training under torchrun.
     python -m aid.guidance.train --run-dir runs/aid --iters 20000 [--steps 5,9,19] [--mask-kinds ...]
     torchrun --nproc_per_node=8 -m aid.guidance.train --run-dir runs/aid --iters 20000 --batch 512
 
-Multi-process (torch.distributed; NCCL on GPUs, gloo on CPU). `batch` is the global batch: the
+Multi-process (torch.distributed; NCCL on GPUs, gloo on CPU; the collectives are in
+aid.guidance.distributed). `batch` is the global batch: the
 run does not depend on how many processes share it, apart from the rollout noise.
 - Data, masks and the step count K are drawn for the whole batch from a generator that every
   rank seeds alike; rank r takes rows [r·b, (r+1)·b) of it, b = batch / world size. The
@@ -296,10 +297,14 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     return trainer.actor
 
 
-def parser() -> argparse.ArgumentParser:
+# The command line (`aid train`, python -m aid.guidance.train): it only parses, then calls train_aid.
+
+DESCRIPTION = "Train AID's guidance module on a frozen EDM backbone (resumable; multi-process under torchrun)."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of a training run (every ACConfig option among them, with its default); run reads them."""
     from aid.edm import DEFAULT_BACKBONE
-    p = argparse.ArgumentParser(description="Train AID's guidance module on a frozen EDM backbone (resumable; "
-                                            "multi-process under torchrun).")
     p.add_argument("--run-dir", required=True, help="folder for actor.safetensors, state.pt, log.jsonl")
     p.add_argument("--iters", type=int, required=True)
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="EDM .pkl or .safetensors (default: the bundled one)")
@@ -326,13 +331,19 @@ def parser() -> argparse.ArgumentParser:
         kind = type(f.default)
         p.add_argument("--" + f.name.replace("_", "-"), default=f.default, help=f"ACConfig.{f.name} ({f.default})",
                        **({"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind}))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=DESCRIPTION)
+    add_arguments(p)
     return p
 
 
-def main(argv=None):
+def run(a: argparse.Namespace) -> None:
+    """Train from parsed flags (add_arguments): join torchrun's process group if there is one, load the backbone
+    and the data, train_aid, and leave the process group when every rank is done."""
     from aid.data.datasets import fashion_mnist, image_dataset
     from aid.edm import load
-    a = parser().parse_args(argv)
     device = init_distributed(a.device)
     backbone = load(a.backbone, device)
     data, _ = image_dataset(a.data) if a.data else fashion_mnist("train", backbone.img_resolution)
@@ -350,6 +361,10 @@ def main(argv=None):
     if dist.is_initialized():
         dist.barrier()  # every rank done before any tears down (gloo can abort a rank whose peer left first)
         dist.destroy_process_group()
+
+
+def main(argv=None) -> None:
+    run(parser().parse_args(argv))
 
 
 if __name__ == "__main__":
