@@ -24,15 +24,17 @@ from dataclasses import replace
 
 import torch
 from tqdm.auto import tqdm
-from tune_baselines import MASK_KINDS, VALIDATION_MASK_SEED
 
+from aid.bench.settings import DEFAULTS
 from aid.core.checkpoint import read_metadata
 from aid.data.datasets import fashion_mnist
-from aid.data.masks import masks
+from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.edm.sampler import edm_sigmas
 from aid.guidance.actor_critic import ACConfig, guided_costs
 from aid.guidance.sample import DEFAULT_GUIDANCE, load_actor
+
+MASK_KINDS = DEFAULTS["masks"]  # the benchmark's default kinds
 
 
 def objective(net, actor, x0, mask, cfg: ACConfig, s: float) -> dict:

@@ -31,14 +31,14 @@ from tqdm.auto import tqdm
 
 from aid.baselines import METHODS, defaults
 from aid.bench.run import steps_for
+from aid.bench.settings import DEFAULTS
 from aid.data.datasets import fashion_mnist
-from aid.data.masks import masks
+from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import load
 from aid.eval.metrics import psnr
-from aid.inpaint import load_sampler
+from aid.methods import load_sampler
 
-VALIDATION_MASK_SEED = 30_000
-MASK_KINDS = ["center_box", "pixels70", "lama_medium", "half_right"]  # the benchmark's default kinds
+MASK_KINDS = DEFAULTS["masks"]  # the benchmark's default kinds
 GRID = {  # method → (hyperparameter, values); the current default is always among them
     "dps": ("zeta", [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0]),
     "pigdm": ("weight", [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]),

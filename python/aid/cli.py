@@ -19,6 +19,7 @@ import sys
 from aid.bench import run as bench
 from aid.bench.settings import Settings
 from aid.data.masks import KINDS
+from aid.edm import train as edm_train
 from aid.guidance import train as train_aid
 
 DEMO_MASKS = ["center_box", "random_box", "pixels70", "half_bottom", "lama_medium"]  # one per mask family
@@ -182,27 +183,6 @@ def run_inpaint(a) -> None:
             guidance_scale=a.guidance_scale, seed=a.seed, batch=a.batch, device=check_device(a.device), grid=a.grid)
 
 
-def add_train_backbone_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of `python -m aid.edm.train` (tests/cli checks that both call aid.edm.train.train alike)."""
-    p.add_argument("--run-dir", required=True, help="folder for ema.safetensors, state.pt, log.jsonl")
-    p.add_argument("--iters", type=int, default=30000)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-seconds", type=float, default=None, help="stop this call after so many seconds")
-    p.add_argument("--init-from", default=None,
-                   help="warm-start from an ema.safetensors (e.g. aid.edm.DEFAULT_BACKBONE) when run-dir has "
-                        "no state.pt")
-
-
-def run_train_backbone(a) -> None:
-    from aid.data.datasets import fashion_mnist
-    from aid.edm.train import FMNIST32, train
-    data, _ = fashion_mnist("train", 32)
-    train(data, a.run_dir, FMNIST32, batch=a.batch, lr=a.lr, iters=a.iters, seed=a.seed, max_seconds=a.max_seconds,
-          init_from=a.init_from)
-
-
 def run_bench(a) -> None:
     try:
         settings = bench.settings_from_args(a)
@@ -221,8 +201,7 @@ SUBCOMMANDS = {  # name: (its line in `aid --help`, add_arguments(parser), run(a
               "of aid.guidance.train)", train_aid.add_arguments, train_aid.run,
               dict(description=train_aid.DESCRIPTION)),
     "train-backbone": ("train an EDM backbone on Fashion-MNIST 32×32 (as the bundled one; `aid train-backbone "
-                       "--help`)", add_train_backbone_arguments, run_train_backbone,
-                       dict(description="Train the default EDM backbone on Fashion-MNIST 32×32 (resumable).")),
+                       "--help`)", edm_train.add_arguments, edm_train.run, dict(description=edm_train.DESCRIPTION)),
     "bench": ("the speed–quality benchmark, every method × NFE × mask (`aid bench --help`)", bench.add_arguments,
               run_bench, dict(description=bench.DESCRIPTION, epilog=bench.EPILOG)),
     "convert": ("official EDM .pkl → aid .safetensors (read safely, never unpickled)", add_convert_arguments,

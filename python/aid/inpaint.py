@@ -10,17 +10,14 @@ from functools import partial
 import torch
 from tqdm.auto import tqdm
 
-from aid.baselines import METHODS, defaults
-from aid.baselines.deft import deft, h_transform
-from aid.core.checkpoint import read_metadata
-from aid.core.common import device_of
+from aid.baselines import defaults
 from aid.data.datasets import _decode, image_dataset
 from aid.data.images import grid as make_grid
 from aid.data.images import masked_input, save_png
 from aid.data.masks import mask_from_png, masks
 from aid.edm import DEFAULT_BACKBONE, load
-from aid.guidance.actor_critic import ACConfig
-from aid.guidance.sample import DEFAULT_GUIDANCE, load_actor, sample_aid
+from aid.guidance.sample import DEFAULT_GUIDANCE
+from aid.methods import load_sampler, training_settings
 
 
 def read_images(paths: list[str]) -> tuple[torch.Tensor, list[str]]:
@@ -81,40 +78,12 @@ def read_masks(n: int, res: int, *, mask: list[str] | None = None, mask_kind: st
     return m.expand(n, -1, -1, -1) if len(m) == 1 else m
 
 
-def load_sampler(method: str, net, module: str | None = None):
-    """method's sampler, fn(net, y, mask, seeds, num_steps, **hyperparameters) -> (x, report): a baseline of
-    aid.baselines, or DEFT or AID with its trained module (module: h.safetensors from train_deft, or
-    actor.safetensors from aid.guidance.train) loaded once onto net's device. AID's has no defaults in its
-    signature: its num_steps and solver should be those of training (training_settings)."""
-    if method == "deft":
-        return partial(deft, h=h_transform(module, net))
-    if method != "aid":
-        return METHODS[method]
-    actor = load_actor(module, device_of(net))
-
-    def aid(net, y, mask, seeds, num_steps, **kwargs):
-        return sample_aid(net, actor, y, mask, seeds, num_steps=num_steps, **kwargs)
-    return aid
-
-
-def training_settings(path: str) -> tuple[int, str]:
-    """(K, solver) of an actor.safetensors' training, from its metadata (ac_config). One trained over several
-    K (num_steps_choices) gives ACConfig.num_steps (9) if it is among them, else the largest. A module
-    without that metadata gives ACConfig's defaults."""
-    _, _, extra = read_metadata(path)
-    cfg, choices = extra.get("ac_config") or {}, extra.get("num_steps_choices")
-    if choices:
-        steps = ACConfig.num_steps if ACConfig.num_steps in choices else max(choices)
-    else:
-        steps = cfg.get("num_steps", ACConfig.num_steps)
-    return int(steps), cfg.get("solver", ACConfig.solver)
-
-
 def sampler(net, method: str = "aid", *, backbone: str | None = None, guidance: str | None = None,
             steps: int | None = None, solver: str | None = None, guidance_scale: float | None = None):
-    """sample(y, mask, seeds) -> (x, report) for method on net (loaded from backbone; None: the bundled one), with
-    its trained module guidance (aid and deft), steps, solver (aid and deft) and guidance_scale (aid); None takes
-    the default: AID's are those of its training (training_settings), a baseline's its own num_steps."""
+    """sample(y, mask, seeds) -> (x, report) for method on net, with its trained module guidance (aid and deft),
+    steps, solver (aid and deft) and guidance_scale (aid); None takes the default: AID's module is the bundled one
+    when net is the bundled backbone (backbone None; else net's file), its steps and solver those of its training
+    (training_settings); a baseline's num_steps is its own."""
     if solver and method not in ("aid", "deft"):
         raise ValueError(f"--solver: {method} has its own update rule; --solver applies to aid and deft only")
     if method == "deft" and not guidance:

@@ -3,7 +3,6 @@ the --quick smoke run on a tiny random backbone writes every output
 with finite numbers and pasted known pixels, --resume skips finished cells, the NFE→steps rule,
 the methods never see the hole, every method runs (DEFT and AID through their module options), and
 bad arguments stop with a clear message."""
-import argparse
 import json
 import math
 import os
@@ -212,8 +211,7 @@ def test_versions_name_the_checkout_of_this_code_or_none(tmp_path, monkeypatch):
 
 
 def test_amortized_methods_without_a_module_are_skipped_with_the_reason(backbone):
-    a = argparse.Namespace(methods=["paste", "deft", "aid"], deft=None, aid=None)
-    run, skipped = sq.samplers(a, sq.load(backbone))
+    run, skipped = sq.samplers(["paste", "deft", "aid"], sq.load(backbone), deft=None, aid=None)
     assert list(run) == ["paste"] and set(skipped) == {"deft", "aid"}
     assert "no --deft PATH given" in skipped["deft"] and "python -m aid.baselines.deft" in skipped["deft"]
     assert "no --aid PATH given" in skipped["aid"]

@@ -232,6 +232,29 @@ def test_train_accepts_exactly_train_aids_flags(capsys):
     assert e.value.code == 2 and "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
 
 
+def test_train_backbone_takes_the_flags_of_aid_edm_train_and_trains_alike(monkeypatch, capsys):
+    """`aid train-backbone` repeats the command line of `python -m aid.edm.train`: the same flags, and the same
+    call of aid.edm.train.train, by default and with every flag given."""
+    import re
+
+    from aid.edm import train as edm_train
+    flags = []
+    for run in (edm_train.main, lambda argv: cli.main(["train-backbone", *argv])):
+        with pytest.raises(SystemExit):
+            run(["--help"])
+        flags.append(set(re.findall(r"--[a-z-]+", capsys.readouterr().out)))
+    assert flags[0] == flags[1] and "--run-dir" in flags[0]
+    calls = []
+    monkeypatch.setattr(edm_train, "train", lambda data, *args, **kw: calls.append((data.shape, args, kw)))
+    monkeypatch.setattr("aid.data.datasets.fashion_mnist", lambda split, res: (torch.zeros(2, 1, res, res), None))
+    for given in ([], ["--iters", "7", "--batch", "3", "--lr", "0.1", "--seed", "2", "--max-seconds", "5",
+                       "--init-from", "ema.safetensors"]):
+        calls.clear()
+        edm_train.main(["--run-dir", "r", *given])
+        assert cli.main(["train-backbone", "--run-dir", "r", *given]) == 0
+        assert len(calls) == 2 and calls[0] == calls[1], calls
+
+
 def test_info_reports_the_build_and_the_device():
     import aid_ext
     r = aid("info")
@@ -243,13 +266,16 @@ def test_info_reports_the_build_and_the_device():
 
 
 def readme_commands() -> list[list[str]]:
-    """The `aid ...` command lines of the README's bash blocks after the two install commands (a torchrun line
-    from its `-m aid` on), as argument lists without the leading `aid`."""
+    """The `aid ...` command lines of the README's bash blocks after the two install commands and of docs/cli.md
+    (the command reference the README points to; a torchrun line from its `-m aid` on), as argument lists
+    without the leading `aid`."""
     import re
     import shlex
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    with open(os.path.join(root, "README.md")) as f:
-        blocks = re.findall(r"```bash\n(.*?)```", f.read(), re.S)[2:]
+    blocks = []
+    for doc, skip in (("README.md", 2), (os.path.join("docs", "cli.md"), 0)):
+        with open(os.path.join(root, doc)) as f:
+            blocks += re.findall(r"```bash\n(.*?)```", f.read(), re.S)[skip:]
     lines = [line.split("#")[0].strip() for b in blocks for line in b.splitlines()]
     lines = [line[line.index("-m aid ") + 3:] if line.startswith("torchrun") else line for line in lines]
     return [shlex.split(line)[1:] for line in lines if line.startswith("aid ")]

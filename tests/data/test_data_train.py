@@ -2,7 +2,6 @@
 import gzip
 import os
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,21 +12,6 @@ from aid.edm.train import edm_loss, ema_beta, train
 
 TINY = dict(img_resolution=8, img_channels=1, model_channels=8, channel_mult=[1, 2], num_blocks=1,
             attn_resolutions=[4], dropout=0.0)
-
-
-def write_idx(path, array: np.ndarray):
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-@pytest.fixture
-def fake_fmnist(tmp_path):
-    rng = np.random.default_rng(0)
-    for split, n in [("train", 20), ("t10k", 10)]:
-        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, (n,)))
-    return str(tmp_path)
 
 
 def test_fashion_mnist_pads_to_32_in_minus_one_to_one(fake_fmnist):

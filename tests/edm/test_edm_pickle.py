@@ -1,14 +1,13 @@
 """Loading official-format EDM snapshots (synthetic, written here) without executing them."""
 import collections
-import copyreg
 import os
 import pickle
 import sys
-import types
 
 import numpy as np
 import pytest
 import torch
+from fakes import ModuleDictStandIn, Persistent, _fake_persistence_module
 
 from aid.edm import EDMPrecond, convert, load
 
@@ -16,46 +15,6 @@ CONFIG = dict(img_resolution=16, img_channels=3, label_dim=0, use_fp16=False, mo
               model_channels=16, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[8], dropout=0.0,
               augment_dim=9, embedding_type="fourier", encoder_type="residual", channel_mult_noise=2,
               resample_filter=[1, 3, 3, 1])
-
-
-def _fake_persistence_module(marker):
-    """A stand-in torch_utils.persistence whose rebuild function runs the embedded source, like the real one."""
-    pkg, mod = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
-
-    def _reconstruct_persistent_obj(meta):
-        exec(meta["module_src"], {})  # what EDM's stock loader does: this is the danger
-        return meta
-
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    mod._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    pkg.persistence = mod
-    return {"torch_utils": pkg, "torch_utils.persistence": mod}
-
-
-class Persistent:
-    """Pickles as a torch_utils.persistence record: a call of _reconstruct_persistent_obj(meta), the
-    function taken from the (fake) module installed in sys.modules while pickling."""
-
-    def __init__(self, meta):
-        self.meta = meta
-
-    def __reduce__(self):
-        return sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj, (self.meta,)
-
-
-class ModuleDictStandIn:
-    """Pickles as torch.nn.ModuleDict (NEWOBJ + BUILD), as a real one does, but may hold stand-ins."""
-
-    def __init__(self, state):
-        self.state = state
-
-    @property
-    def __class__(self):  # pickle checks that NEWOBJ's class is the object's class
-        return torch.nn.ModuleDict
-
-    def __reduce_ex__(self, protocol):
-        return copyreg.__newobj__, (torch.nn.ModuleDict,), self.state
 
 
 def write_snapshot(path, net, marker, extra_objects=None):

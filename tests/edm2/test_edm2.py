@@ -9,7 +9,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from test_edm_pickle import ModuleDictStandIn, Persistent, _fake_persistence_module
+from fakes import ModuleDictStandIn, Persistent, _fake_persistence_module
 
 from aid.edm2 import Denoiser, Precond, convert, load, load_edm2_pickle, one_hot
 from aid.edm2.networks import MPConv, mp_cat, mp_silu, mp_sum

@@ -6,8 +6,8 @@ import torch
 import aid_ext
 from aid.data.masks import make_mask
 from aid.edm import edm_sigmas
-from aid.edm.sampler import guided_step
-from aid.eval.oracle import FieldDenoiser, GaussianDenoiser, LQOptimum, random_covariance
+from aid.edm.sampler import guided_step, sample
+from aid.eval.oracle import FieldDenoiser, GaussianDenoiser, LQOptimum, ProjectedLQOptimum, random_covariance
 
 SHAPE = (1, 2, 2)
 
@@ -98,3 +98,43 @@ def test_field_oracle_optimum_matches_monte_carlo_through_the_fft_denoiser(solve
     J_star = lq.optimal_cost(x0)
     assert abs(costs["optimal"] - J_star) < 0.02 * J_star
     assert J_star < 0.7 * costs["zero"]
+
+
+def _projected_rollout_cost(net, sigmas, x0, mask, policy, beta, w_hole, seed):
+    """Monte-Carlo J of a field under the projecting sampler (aid.edm.sample with mask and y): per image,
+    Σ_k (β/2)Δr_k‖u_k‖² + w_hole‖X_K − x0‖² on the hole (the known pixels end exactly at y)."""
+    energy = torch.zeros(x0.shape[0], dtype=torch.float64)
+
+    def guidance(x, s, D, sn):
+        k = int((sigmas - s[0]).abs().argmin())
+        u = policy(k, x)
+        energy.add_(0.5 * beta * u.double().flatten(1).square().sum(1) * float(s[0] - sn[0]))
+        return u
+
+    y = mask * x0
+    x = sample(net, range(seed, seed + len(x0)), num_steps=len(sigmas) - 1, solver="euler", guidance=guidance,
+               mask=mask.expand_as(x0[:, :1]), y=y, dtype=torch.float64, device="cpu")
+    assert torch.equal(x * mask, y)
+    return energy + w_hole * ((1 - mask) * (x - x0)).double().flatten(1).square().sum(1)
+
+
+def test_projected_riccati_optimum_is_the_monte_carlo_cost_of_its_field_and_beats_its_neighbours():
+    """ProjectedLQOptimum: J* equals the mean rollout cost of u* under projection (within the Monte-Carlo
+    error), and a field scaled by 0.8 or 1.2, or the zero field, costs more."""
+    net = FieldDenoiser(4, alpha=1.0)
+    mask = torch.ones(1, 1, 4, 4, dtype=torch.float64)
+    mask[..., 1:3, 1:4] = 0  # a 2×3 hole touching the border
+    sigmas = edm_sigmas(5, dtype=torch.float64)
+    lq = ProjectedLQOptimum(net, sigmas, mask[0], beta=1.0, w_hole=2.0)
+    x0 = net.draw(4000, torch.Generator().manual_seed(1)).double()
+    J_star = lq.optimal_cost(x0)
+
+    def scaled(a):
+        return lambda k, x: a * lq.control(k, x, mask * x0)
+
+    costs = {a: _projected_rollout_cost(net, sigmas, x0, mask, scaled(a), 1.0, 2.0, 0) for a in (0.0, 0.8, 1.0, 1.2)}
+    mean, err = float(costs[1.0].mean()), float(costs[1.0].std() / len(x0) ** 0.5)
+    assert abs(mean - J_star) < 3 * err + 1e-3 * J_star, (mean, J_star, err)
+    for a in (0.0, 0.8, 1.2):  # paired (same seeds and images): the difference is far above its noise
+        diff = costs[a] - costs[1.0]
+        assert float(diff.mean()) > 3 * float(diff.std() / len(x0) ** 0.5), (a, float(diff.mean()))

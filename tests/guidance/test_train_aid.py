@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_data_train import fake_fmnist  # noqa: F401  (a fixture)
 from torch.multiprocessing.spawn import ProcessExitedException
 
 import aid.guidance.actor_critic

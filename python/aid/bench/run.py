@@ -48,14 +48,13 @@ from aid.data.masks import KINDS, TEST_SET_VERSION, benchmark_masks
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.eval.metrics import fmnist_distances, hole_mse, psnr, ssim
 from aid.guidance.sample import DEFAULT_GUIDANCE
-from aid.inpaint import load_sampler
+from aid.methods import load_sampler
 
 VJP_PER_STEP = {"dps", "pigdm"}
 AMORTIZED = {  # methods that need a trained module: the option that gives it, and how to get one
     "deft": ("--deft", HOW_TO_TRAIN),
     "aid": ("--aid", "AID is only reported from a trained guidance module "
-            "(aid.guidance.networks.GuidanceModule checkpoint; "
-                     "train one with `aid train`)")}
+                     "(aid.guidance.networks.GuidanceModule checkpoint; train one with `aid train`)")}
 RES = 32  # Fashion-MNIST padded to 32×32: the FD_fmnist classifier's input
 
 
@@ -88,7 +87,7 @@ def points(name: str, fn, targets: list[int], with_default: bool) -> list[dict]:
 
 def samplers(methods: list[str], net, *, deft: str | None = None, aid: str | None = None) -> tuple[dict, dict]:
     """(name → sampler(net, y, mask, seeds, num_steps=…), name → why it is skipped) for methods. DEFT and AID run
-    from their trained modules, the paths deft and aid (aid.inpaint.load_sampler; AID with Euler steps, then the
+    from their trained modules, the paths deft and aid (aid.methods.load_sampler; AID with Euler steps, then the
     paste); without one they are skipped."""
     run, skipped, modules = {}, {}, dict(deft=deft, aid=aid)
     for name in methods:
@@ -123,7 +122,7 @@ def run_cell(sampler, net, gt, mask, seeds, num_steps: int, batch: int):
 
 
 def cell_metrics(x, gt, mask, fd_min: int) -> dict:
-    """The quality numbers of one cell (see the module docstring). Non-finite outputs are counted and
+    """The quality numbers of one cell (see RULES, aid.bench.settings). Non-finite outputs are counted and
     left in (their metrics come out NaN), and FD/KD_fmnist is skipped for such a cell."""
     bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
     out = {"known_max_abs_err": float(torch.where(mask.bool(), x - gt, 0).abs().max()), "non_finite_images": bad}

@@ -77,8 +77,7 @@ class Settings:
     merge: list[str] = field(default_factory=list)
 
     def __post_init__(self):
-        self.methods, self.masks, self.nfe, self.merge = (list(dict.fromkeys(v)) for v in
-                                                          (self.methods, self.masks, self.nfe, self.merge))
+        self.methods, self.masks, self.nfe = (list(dict.fromkeys(v)) for v in (self.methods, self.masks, self.nfe))
         unknown = [m for m in self.methods if m not in ALL_METHODS] + [k for k in self.masks if k not in KINDS]
         if unknown:
             raise ValueError(f"unknown --methods or --masks {', '.join(unknown)}: methods are {', '.join(ALL_METHODS)}"

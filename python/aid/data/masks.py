@@ -15,6 +15,9 @@ import torch
 KINDS = ["center_box", "random_box", "pixels50", "pixels70", "pixels90", "half_left", "half_right", "half_top",
          "half_bottom", "lama_thick", "lama_medium", "lama_thin"]
 TEST_SET_VERSION = 1  # bump when a generator changes: benchmark masks are (kind, version, index)
+# The validation split's masks (choices of hyperparameters and snapshots): masks(kind, n, res, VALIDATION_MASK_SEED),
+# disjoint from the benchmark's (10_000 + TEST_SET_VERSION) and the training pools' (20_000 + seed).
+VALIDATION_MASK_SEED = 30_000
 
 
 def _rng(seed: int) -> np.random.Generator:

@@ -105,14 +105,11 @@ FMNIST32 = dict(img_resolution=32, img_channels=1, model_type="SongUNet", model_
                 encoder_type="standard", decoder_type="standard", channel_mult_noise=1, resample_filter=[1, 1])
 
 
-def main(argv=None, prog: str | None = None, parser_class=None):
-    """The command line (prog: the name in its usage and errors; parser_class: argparse.ArgumentParser or a
-    subclass, e.g. one with one-line errors)."""
-    import argparse
+DESCRIPTION = "Train the default EDM backbone on Fashion-MNIST 32×32 (resumable)."
 
-    from aid.data.datasets import fashion_mnist
-    p = (parser_class or argparse.ArgumentParser)(
-        prog=prog, description="Train the default EDM backbone on Fashion-MNIST 32×32 (resumable).")
+
+def add_arguments(p) -> None:
+    """The command line's flags (`python -m aid.edm.train`, `aid train-backbone`)."""
     p.add_argument("--run-dir", required=True, help="folder for ema.safetensors, state.pt, log.jsonl")
     p.add_argument("--iters", type=int, default=30000)
     p.add_argument("--batch", type=int, default=64)
@@ -122,10 +119,21 @@ def main(argv=None, prog: str | None = None, parser_class=None):
     p.add_argument("--init-from", default=None,
                    help="warm-start from an ema.safetensors (e.g. aid.edm.DEFAULT_BACKBONE) when run-dir has "
                         "no state.pt")
-    a = p.parse_args(argv)
+
+
+def run(a) -> None:
+    """Train FMNIST32 on Fashion-MNIST's training split with the parsed flags."""
+    from aid.data.datasets import fashion_mnist
     data, _ = fashion_mnist("train", 32)
     train(data, a.run_dir, FMNIST32, batch=a.batch, lr=a.lr, iters=a.iters, seed=a.seed, max_seconds=a.max_seconds,
           init_from=a.init_from)
+
+
+def main(argv=None):
+    import argparse
+    p = argparse.ArgumentParser(description=DESCRIPTION)
+    add_arguments(p)
+    run(p.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -61,6 +61,35 @@ def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return feature_stats(x.reshape(x.shape[0], -1))
 
 
+def posterior_mean(net: GaussianDenoiser, known: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x̄(y) = E[x0 | known pixels of y] for a batch y [B, C, H, W] and one mask (known: [d] bool): [B, d]."""
+    mu, S, K = net.mu, net.cov, known
+    yk = y.double().reshape(y.shape[0], -1)[:, K]
+    gain = torch.linalg.solve(S[K][:, K], S[K][:, ~K]).T
+    out = mu.expand(y.shape[0], -1).clone()
+    out[:, K] = yk
+    out[:, ~K] = mu[~K] + (yk - mu[K]) @ gain.T
+    return out
+
+
+def step_matrices(net: GaussianDenoiser, sigmas: torch.Tensor, solver: str) -> list[torch.Tensor]:
+    """A_k of the unguided step in e = x − μ, e' = A_k e (the control then enters as + Δr_k·u):
+    A_k = I − (Δr_k/σ_k)(I − P_k), P_k = Σ(Σ + σ_k²I)⁻¹; Heun averages that slope with the one at the
+    unguided predictor (aid.edm.sampler.guided_step), except on a last step to σ = 0."""
+    if solver not in ("euler", "heun"):
+        raise ValueError(f"LQOptimum: solver must be 'euler' or 'heun', got {solver!r}")
+    eye = torch.eye(net.mu.numel(), dtype=torch.float64)
+    slope = lambda s: (eye - net.cov @ torch.linalg.inv(net.cov + s**2 * eye)) / s  # noqa: E731
+    out = []
+    for k in range(len(sigmas) - 1):
+        s, sn = sigmas[k], sigmas[k + 1]
+        A = eye - (s - sn) * slope(s)
+        if solver == "heun" and sn > 0:
+            A = eye - (s - sn) / 2 * (slope(s) + slope(sn) @ A)
+        out.append(A)
+    return out
+
+
 class LQOptimum:
     """The optimal guided cost J* = min_u J(u) of AID's control problem (docs/method.md) on the
     oracle, for Euler or Heun rollouts on a σ grid and one mask, by a backward Riccati recursion.
@@ -73,23 +102,13 @@ class LQOptimum:
 
     def __init__(self, net: GaussianDenoiser, sigmas: torch.Tensor, mask: torch.Tensor, beta: float = 1.0,
                  w_hole: float = 1.0, solver: str = "euler"):
-        if solver not in ("euler", "heun"):
-            raise ValueError(f"LQOptimum: solver must be 'euler' or 'heun', got {solver!r}")
         d = net.mu.numel()
         eye = torch.eye(d, dtype=torch.float64)
         self.net, self.beta, self.sigmas = net, beta, sigmas.double()
         known = mask.expand(net.img_channels, -1, -1).reshape(-1).double()
         self.W = torch.diag(known + w_hole * (1 - known))
         self.known = known.bool()
-        self.A, self.gain_inv = [], []
-        # the slope (x − D(x; σ))/σ is (I − P)e/σ in e = x − μ; the control enters every step as + Δr·u
-        slope = lambda s: (eye - net.cov @ torch.linalg.inv(net.cov + s**2 * eye)) / s  # noqa: E731
-        for k in range(len(self.sigmas) - 1):
-            s, sn = self.sigmas[k], self.sigmas[k + 1]
-            A = eye - (s - sn) * slope(s)
-            if solver == "heun" and sn > 0:  # EDM's Heun, its predictor unguided (aid.edm.sampler.guided_step)
-                A = eye - (s - sn) / 2 * (slope(s) + slope(sn) @ A)
-            self.A.append(A)
+        self.A, self.gain_inv = step_matrices(net, self.sigmas, solver), []
         S = self.W
         self.S = [S]
         for k in reversed(range(len(self.A))):
@@ -103,13 +122,7 @@ class LQOptimum:
 
     def posterior_mean(self, y: torch.Tensor) -> torch.Tensor:
         """x̄(y) for a batch y [B, C, H, W] (only the known pixels of y are read): [B, d]."""
-        mu, S, K = self.net.mu, self.net.cov, self.known
-        yk = y.double().reshape(y.shape[0], -1)[:, K]
-        gain = torch.linalg.solve(S[K][:, K], S[K][:, ~K]).T
-        out = mu.expand(y.shape[0], -1).clone()
-        out[:, K] = yk
-        out[:, ~K] = mu[~K] + (yk - mu[K]) @ gain.T
-        return out
+        return posterior_mean(self.net, self.known, y)
 
     def _linear_terms(self, c: torch.Tensor) -> list[torch.Tensor]:
         """s_k for a batch of targets c = x̄ − μ [B, d] (row vectors), k = 0..K."""
@@ -145,6 +158,78 @@ class LQOptimum:
             const = const - dr * ((s1 @ self.gain_inv[k]) * s1).sum(1)
         # E over e_0 ~ N(−μ, σ_0² I): σ_0² tr S_0 + μᵀS_0μ + 2 s_0ᵀμ
         v0 = sig0**2 * torch.trace(S0) + mu @ S0 @ mu + 2 * (s0 @ mu) + const
+        return float(v0.mean()) + self.tr_post
+
+
+class ProjectedLQOptimum:
+    """J* and u* of AID's control problem for a projecting module (GuidanceModule(project=True)): after every
+    step the known pixels are set to y noised to σ_{k+1}, so only the hole is a state.
+
+    In e = x − μ, h = e_H (hole), w = e_K (known): h' = A_HH h + A_HK w + Δr_k u_H, and the next w is
+    c_K + σ_{k+1}z (c = y − μ, z ~ N(0, I) drawn after the control acts; exactly c_K after the last step).
+    The control of the known pixels is wasted (u*_K = 0) and Ψ = w_hole‖X_H − x0_H‖², whose expectation given
+    y is w_hole‖X_H − x̄_H‖² + w_hole·tr Cov_H(x0 | y). With V_k(h, w) = hᵀS_k h − 2s_kᵀh + 2hᵀM_k w + wᵀN_k w
+    − 2t_kᵀw + c_k, the expectation over w_{k+1} leaves hᵀS h − 2s̄ᵀh + …, s̄ = s_{k+1} − M_{k+1}c_K, and
+    u*_H = −G_k(S_{k+1}f − s̄), f = A_HH h + A_HK w, G_k = (β/2·I + Δr_k S_{k+1})⁻¹; with Q = S − Δr SGS and
+    q = (I − Δr SG)s̄: S_k = A_HHᵀQA_HH, M_k = A_HHᵀQA_HK, N_k = A_HKᵀQA_HK, s_k = A_HHᵀq, t_k = A_HKᵀq."""
+
+    def __init__(self, net: GaussianDenoiser, sigmas: torch.Tensor, mask: torch.Tensor, beta: float = 1.0,
+                 w_hole: float = 1.0, solver: str = "euler"):
+        self.net, self.beta, self.w_hole, self.sigmas = net, beta, w_hole, sigmas.double()
+        known = mask.expand(net.img_channels, -1, -1).reshape(-1).bool()
+        self.K, self.H = known.nonzero().squeeze(1), (~known).nonzero().squeeze(1)
+        A = step_matrices(net, self.sigmas, solver)
+        self.A_HH = [a[self.H][:, self.H] for a in A]
+        self.A_HK = [a[self.H][:, self.K] for a in A]
+        nh, nk = len(self.H), len(self.K)
+        S = w_hole * torch.eye(nh, dtype=torch.float64)
+        zeros = torch.zeros
+        self.S, self.M, self.N, self.G = [S], [zeros(nh, nk, dtype=S.dtype)], [zeros(nk, nk, dtype=S.dtype)], []
+        for k in reversed(range(len(A))):
+            dr = self.sigmas[k] - self.sigmas[k + 1]
+            G = torch.linalg.inv(beta / 2 * torch.eye(nh, dtype=torch.float64) + dr * S)
+            Q = S - dr * S @ G @ S
+            S, M, N = (self.A_HH[k].T @ Q @ self.A_HH[k], self.A_HH[k].T @ Q @ self.A_HK[k],
+                       self.A_HK[k].T @ Q @ self.A_HK[k])
+            self.G.insert(0, G), self.S.insert(0, S), self.M.insert(0, M), self.N.insert(0, N)
+        self.known = known
+        _, cov_post = net.posterior(mask, net.mu.reshape(net.img_channels, net.img_resolution, -1))
+        self.tr_post = float(w_hole * torch.trace(cov_post[self.H][:, self.H]))
+
+    def _terms(self, y: torch.Tensor):
+        """Per step k = 0..K for observations y [B, C, H, W]: (s̄ of step k's control, s_k, t_k, c_k), each a row
+        per image [B, ·] (no control after the last step: s̄ is None at k = K)."""
+        c = posterior_mean(self.net, self.known, y) - self.net.mu  # [B, d]; its known part is y − μ
+        cK, cH = c[:, self.K], c[:, self.H]
+        s, t, const = self.w_hole * cH, torch.zeros_like(cK), self.w_hole * (cH * cH).sum(1)
+        out = [(None, s, t, const)]
+        for k in reversed(range(len(self.G))):
+            dr, sn = self.sigmas[k] - self.sigmas[k + 1], self.sigmas[k + 1]
+            S1, M1, N1, G = self.S[k + 1], self.M[k + 1], self.N[k + 1], self.G[k]
+            s_bar = s - cK @ M1.T
+            const = (const + ((cK @ N1) * cK).sum(1) + sn**2 * torch.trace(N1) - 2 * (t * cK).sum(1)
+                     - dr * ((s_bar @ G) * s_bar).sum(1))
+            q = s_bar - dr * s_bar @ G @ S1
+            s, t = q @ self.A_HH[k], q @ self.A_HK[k]
+            out.insert(0, (s_bar, s, t, const))
+        return out
+
+    def control(self, k: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The optimal field u*_k(x; y) for images x, y [B, C, H, W] (zero on the known pixels)."""
+        s_bar = self._terms(y)[k][0]
+        e = x.double().reshape(x.shape[0], -1) - self.net.mu
+        f = e[:, self.H] @ self.A_HH[k].T + e[:, self.K] @ self.A_HK[k].T
+        u = torch.zeros_like(e)
+        u[:, self.H] = -(f @ self.S[k + 1] - s_bar) @ self.G[k]
+        return u.reshape(x.shape).to(x.dtype)
+
+    def optimal_cost(self, x0: torch.Tensor) -> float:
+        """J* averaged over clean images x0 [B, C, H, W] (y = m⊙x0), exactly over X_0 = σ_0·ε (not projected)."""
+        _, s0, t0, const = self._terms(x0)[0]
+        S0, M0, N0, sig0 = self.S[0], self.M[0], self.N[0], self.sigmas[0]
+        mH, mK = self.net.mu[self.H], self.net.mu[self.K]  # E[h_0] = −μ_H, E[w_0] = −μ_K, each with σ_0² I
+        v0 = (sig0**2 * (torch.trace(S0) + torch.trace(N0)) + mH @ S0 @ mH + 2 * s0 @ mH + 2 * mH @ M0 @ mK
+              + mK @ N0 @ mK + 2 * t0 @ mK + const)
         return float(v0.mean()) + self.tr_post
 
 
