@@ -65,3 +65,8 @@ def test_ci_runs_the_readme_test_command():
                 if line and not line.startswith("#")]
     assert len(commands) == 1 and commands[0].endswith("python -m pytest -q")
     assert commands[0] in _read(".ci/run").splitlines()
+
+
+def test_the_benchmark_doc_states_the_rules_the_benchmark_writes():
+    from aid.bench.settings import RULES
+    assert RULES.strip() in _read("docs/benchmark.md")

@@ -83,13 +83,14 @@ def markdown(res: dict) -> str:
     for kind in dict.fromkeys(c["mask"] for c in cells):
         lines += ["", f"## {kind} (hole: {res['hole_fraction'][kind]:.0%} of the pixels)", "",
                   "| method | NFE (+VJP) | steps | hole PSNR (dB) | PSNR (dB) | SSIM | FD_fmnist | KD_fmnist | "
-                  "s/image | images |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "seam | s/image | images |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for c in (c for c in cells if c["mask"] == kind):
             sem = c["hole_psnr_std"] / c["images"] ** 0.5
             lines.append(f"| {c['method']} | {c['nfe']}" + (f" + {c['vjp']}" if c["vjp"] else "") +
                          f" | {c['num_steps']}{' (default)' if c['default'] else ''} | {c['hole_psnr']:.2f} ± "
                          f"{sem:.2f} | {c['psnr']:.2f} | {c['ssim']:.3f} | {fmt(c['fd_fmnist'], '.4g')} | "
-                         f"{fmt(c['kd_fmnist'], '.3g')} | {c['seconds_per_image']:.4g} | {c['images']} |")
+                         f"{fmt(c['kd_fmnist'], '.3g')} | {fmt(c.get('seam'), '.3f')} | {c['seconds_per_image']:.4g} | "
+                         f"{c['images']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -46,7 +46,7 @@ from aid.core.common import device_of
 from aid.data.datasets import fashion_mnist
 from aid.data.masks import KINDS, TEST_SET_VERSION, benchmark_masks
 from aid.edm import DEFAULT_BACKBONE, load
-from aid.eval.metrics import fmnist_distances, hole_mse, psnr, ssim
+from aid.eval.metrics import boundary_jump, fmnist_distances, hole_mse, psnr, ssim
 from aid.guidance.sample import DEFAULT_GUIDANCE
 from aid.methods import load_sampler
 
@@ -131,6 +131,7 @@ def cell_metrics(x, gt, mask, fd_min: int) -> dict:
                  "hole_mse": hole_mse(x, gt, mask)}
     for k, v in per_image.items():
         out[k], out[f"{k}_std"] = float(v.double().mean()), float(v.double().std())
+    out["seam"] = float(boundary_jump(x, mask).nanmean() / boundary_jump(gt, mask).nanmean())
     why = f"{bad} non-finite images" if bad else f"{len(x)} < {fd_min} images" if len(x) < fd_min else None
     out.update(fmnist_distances(x, gt) if why is None else
                dict.fromkeys(["fd_fmnist", "kd_fmnist", "kd_fmnist_std"], f"skipped ({why})"))

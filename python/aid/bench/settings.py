@@ -28,7 +28,9 @@ Fixed, so that reruns and other machines compare:
   estimate, so it can be < 0 on small sets) between the cell's outputs and the same ground-truth
   images, only when the cell has >= --fd-min-images images (default 1,000); seconds per image:
   wall clock of the sampler calls only (batched, CUDA synchronized, after an untimed warm-up)
-  over the number of images; the largest |x − y| on known pixels (0 for a method that pastes).
+  over the number of images; the largest |x − y| on known pixels (0 for a method that pastes);
+  seam: the mean |jump| between 4-neighbours across the mask's boundary (aid.eval.metrics.boundary_jump)
+  of the outputs over that of the ground-truth images (1: no visible seam; cells from before it: –).
 
 Cost = NFE + VJP per image (a vector–Jacobian product through the backbone counts as one more
 evaluation). A target cost T becomes num_steps by one rule for every method: num_steps is the
