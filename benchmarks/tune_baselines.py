@@ -14,9 +14,9 @@ Held out from the benchmark on both sides:
 - masks: aid.data.masks.masks(kind, n, 32, VALIDATION_MASK_SEED), a seed disjoint from the benchmark's
   set (10_000 + version) and from AID's/DEFT's training pools (20_000 + seed).
 Cost → num_steps by aid.bench.run's one rule (DPS/ΠGDM pay a VJP per step). Image i uses seed i.
-`--aid PATH...` scores AID guidance modules on the same split (to choose a snapshot of a run), each with its
-own dynamics; `--aid-project` also scores each with the known pixels projected at every step (a module trained
-to paste only at the end, deployed with projection).
+`--aid PATH...` scores AID guidance modules on the same split (to choose a snapshot of a run), deployed as
+aid.guidance.sample_aid does by default (the known pixels projected every step); `--aid-paste` also scores each
+in the paper's form (pasted at the end only: sample_aid(project=False)).
 Writes OUT/tune.json and OUT/tune.md (and prints the table).
 """
 from __future__ import annotations
@@ -44,6 +44,8 @@ GRID = {  # method → (hyperparameter, values); the current default is always a
     "pigdm": ("weight", [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]),
     "diffpir": ("zeta", [0.0, 0.3, 0.6, 1.0]),
     "ddnm": ("eta", [0.0, 0.5, 0.85, 1.0]),
+    "ding": ("eta", ["square", "default", 0.0, 0.5, 1.0]),  # DING's public eta types in σ form, or a fixed η
+    "daps": ("ode_steps", [1, 2, 5]),  # at a fixed cost: more annealing levels or a longer x̂0 ODE per level
 }
 
 
@@ -56,16 +58,16 @@ def hole_psnr(method: str, hp: dict, net, gt, mask, target: int, fn=None) -> flo
     return psnr(x.clamp(-1, 1), gt, region=1 - mask).mean().item()
 
 
-def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_project=False) -> dict:
+def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_paste=False) -> dict:
     """{method: {hyperparameter, default, values: {value: {"mask/cost": dB, "mean": dB}}, best}}; with
     aid_paths, also "aid": one value per guidance module (to choose among a run's snapshots), and with
-    aid_project one more per module, "PATH [project]", deployed with the projection."""
+    aid_paste one more per module, "PATH [paste]", deployed in the paper's form."""
     val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
     out = {}
     jobs = [(m, GRID[m][0], v, None) for m in methods for v in GRID[m][1]]
     jobs += [("aid", "guidance", p, load_sampler("aid", net, p)) for p in aid_paths]  # value: the path
-    if aid_project:
-        jobs += [("aid", "guidance", f"{p} [project]", partial(load_sampler("aid", net, p), project=True))
+    if aid_paste:
+        jobs += [("aid", "guidance", f"{p} [paste]", partial(load_sampler("aid", net, p), project=False))
                  for p in aid_paths]
     for method, name, value, fn in tqdm(jobs, desc="tuning", dynamic_ncols=True):
         default = defaults(METHODS[method])[name] if fn is None else None
@@ -96,14 +98,15 @@ def main(argv=None):
     p.add_argument("--nfe", nargs="+", type=int, default=[9, 19], help="target costs (NFE + VJP)")
     p.add_argument("--methods", nargs="*", default=list(GRID), choices=list(GRID))
     p.add_argument("--aid", nargs="+", default=[], metavar="PATH", help="also score these AID guidance modules")
-    p.add_argument("--aid-project", action="store_true", help="also score each --aid module with the projection")
+    p.add_argument("--aid-paste", action="store_true", help="also score each --aid module in the paper's form "
+                   "(pasted at the end only)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
     if a.images < 2 or min(a.nfe) < 1:
         p.error("need --images >= 2 and every --nfe >= 1")
     net = load(device=torch.device(a.device))
     gt = fashion_mnist("train", 32)[0][-a.images:].to(a.device)
-    res = tune(net, gt, a.methods, a.nfe, a.aid, a.aid_project)
+    res = tune(net, gt, a.methods, a.nfe, a.aid, a.aid_paste)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "tune.json"), "w") as f:
         json.dump(dict(images=a.images, nfe=a.nfe, mask_seed=VALIDATION_MASK_SEED, results=res), f, indent=1)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 import aid_ext
 from aid.baselines import METHODS
 from aid.baselines.guided import gradient_guided
+from aid.core.common import known_part
 from aid.eval.metrics import psnr, ssim
 from aid.guidance.sample import sample_aid
 
@@ -41,7 +42,7 @@ def latent_mask(mask: torch.Tensor, factor: int) -> torch.Tensor:
 def encode_known(codec, images, mask, encoding: str = "mean", generator=None):
     """(y_lat, m_lat) for the known part of images: the latent of m⊙x, masked to the latent grid."""
     m_lat = latent_mask(mask, codec.factor)
-    return m_lat * codec.encode(mask * images, encoding, generator), m_lat
+    return m_lat * codec.encode(mask * known_part(images, mask), encoding, generator), m_lat
 
 
 def train_step(trainer, codec, images, mask, generator, encoding: str = "mean", class_labels=None) -> dict:
@@ -58,8 +59,9 @@ def train_step(trainer, codec, images, mask, generator, encoding: str = "mean", 
 
 
 def paste_pixels(x, images, mask) -> torch.Tensor:
-    """m⊙images + (1−m)⊙x in pixel space."""
-    return aid_ext.mask_project(x, mask.float(), images.float(), torch.zeros(x.shape[0], device=x.device))
+    """m⊙images + (1−m)⊙x in pixel space (the hole of images is never read)."""
+    mask = mask.float()
+    return aid_ext.mask_project(x, mask, known_part(images.float(), mask), torch.zeros(x.shape[0], device=x.device))
 
 
 def _decode_and_paste(codec, z, images, mask, report, t0):
@@ -73,7 +75,7 @@ def sample_latent_aid(backbone, codec, actor, images, mask, seeds, encoding: str
     on the latents (no latent paste), decode, paste the known pixels. Returns (x [B, 3, H, W], report)."""
     t0 = time.perf_counter()
     y_lat, m_lat = encode_known(codec, images, mask, encoding)
-    z, report = sample_aid(backbone, actor, y_lat, m_lat, seeds, paste=False, **sample_kwargs)
+    z, report = sample_aid(backbone, actor, y_lat, m_lat, seeds, paste=False, project=False, **sample_kwargs)
     return _decode_and_paste(codec, z, images, mask, report, t0)
 
 
@@ -95,7 +97,8 @@ def latent_dps(backbone, codec, images, mask, seeds, num_steps: int = 100, zeta:
     through the VAE decoder and the backbone (PSLD/ReSample-style). Report: each VJP is a backbone
     plus a decoder backward; vae_decodes counts the decoder forwards."""
     t0 = time.perf_counter()
-    images, mask = images.float(), mask.float()
+    mask = mask.float()
+    images = known_part(images.float(), mask)  # only the known pixels are read
     y_lat, m_lat = encode_known(codec, images, mask, encoding)
     residual = lambda D, run: (mask * (images - codec.decode(D))).flatten(1).norm(dim=1).sum()  # noqa: E731
     with torch.no_grad():

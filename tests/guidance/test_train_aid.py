@@ -343,16 +343,30 @@ def test_sample_aid_seeds_paste_and_a_checkpoint_path(tmp_path):
     assert aid.sample_aid is sample_aid
 
 
+def test_sample_aid_projects_the_known_pixels_every_step_by_default():
+    """With a zero field, AID by default is the replacement sampler (the known pixels set to y noised to σ_{i+1}
+    after every step); project=False is the unguided sampler with y pasted at the end."""
+    net, y, mask = _inputs()
+    zero = GuidanceModule(1, width=8, depth=1, emb=8)
+    replacement = sample(net, [5, 6, 7], num_steps=3, solver="euler", mask=mask, y=mask * y)
+    assert torch.equal(sample_aid(net, zero, y, mask, [5, 6, 7], num_steps=3)[0], replacement)
+    plain = sample(net, [5, 6, 7], num_steps=3, solver="euler")
+    pasted = sample_aid(net, zero, y, mask, [5, 6, 7], num_steps=3, project=False)[0]
+    assert torch.equal(pasted, mask * y + (1 - mask) * plain) and not torch.equal(pasted, replacement)
+
+
 def test_guidance_scale_multiplies_the_field():
     """s = 1 is the trained field, s = 0 the unguided sampler + paste; in between the first step moves by s·Δr·μ."""
     net, y, mask = _inputs()
     torch.manual_seed(0)
     actor = GuidanceModule(1, width=8, depth=1, emb=8)
     torch.nn.init.normal_(actor.conv_out.weight, std=0.1)
-    def run(s, k=3):
-        return sample_aid(net, actor, y, mask, [5, 6, 7], num_steps=k, guidance_scale=s, paste=False)[0]
+    def run(s, k=3):  # the paper's form (no projection), so that s = 0 is the plain sampler
+        return sample_aid(net, actor, y, mask, [5, 6, 7], num_steps=k, guidance_scale=s, paste=False,
+                          project=False)[0]
 
-    assert torch.equal(run(1.0), sample_aid(net, actor, y, mask, [5, 6, 7], num_steps=3, paste=False)[0])
+    assert torch.equal(run(1.0), sample_aid(net, actor, y, mask, [5, 6, 7], num_steps=3, paste=False,
+                                            project=False)[0])
     assert torch.equal(run(0.0), sample(net, [5, 6, 7], num_steps=3, solver="euler"))
     # one step: x_1 = Step_D(x_0) + Δr·s·μ is affine in s
     torch.testing.assert_close(run(0.5, 1), (run(0.0, 1) + run(1.0, 1)) / 2, rtol=1e-5, atol=1e-5)
