@@ -5,8 +5,10 @@
 
 AID's terminal cost Ψ = ‖X_T − x0‖² is minimised by the posterior mean: high hole PSNR, blurry
 holes, a poor Fréchet distance. Scaling the trained field by s < 1 at deployment is the cheap
-lever (roughly training with β/s: where the control is weak, u*_β ∝ 1/β); s = 0 is unguided
-sampling + paste. For each mask kind × NFE × s this inpaints the speed–quality benchmark's images
+lever (roughly training with β/s: where the control is weak, u*_β ∝ 1/β); s = 0 is the unguided
+sampler with the known pixels projected every step, i.e. the replacement baseline (AID's deployment since
+2026-12-05; the committed results/aid_guidance_scale/ were made before, in the paper's form, where s = 0 was
+unguided sampling + paste). For each mask kind × NFE × s this inpaints the speed–quality benchmark's images
 and masks with the same seeds and metrics (aid.bench.run), and writes OUT/scale.json,
 OUT/scale.md and OUT/scale.png (hole PSNR against FD_fmnist, one panel per mask kind and NFE; with
 --reference, the baselines' cells of a speed_quality results.json at the same NFE and image count

@@ -42,7 +42,7 @@ template <class S, class T> struct ScaleInput {  // out = c_in(σ)·x
   S* out; const S* x; PerSample<T> sigma; T sd;
   struct C { T c_in; };
   AID_HD C coefs(int64_t b, unsigned& bad) const {
-    bad |= nonnegative(sigma[b], kSigma);
+    bad |= nonnegative_finite(sigma[b], kSigma);
     return {c_in(sigma[b], sd)};
   }
   AID_HD unsigned operator()(int64_t i, int64_t, const C& c) const {
@@ -56,7 +56,7 @@ template <class S, class T, Has U> struct Denoise {  // D = c_skip·x + c_out·F
   struct C { T cs, co, s; };
   AID_HD C coefs(int64_t b, unsigned& bad) const {
     T s = sigma[b];
-    bad |= nonnegative(s, kSigma);
+    bad |= nonnegative_finite(s, kSigma);
     return {c_skip(s, sd), c_out(s, sd), s};
   }
   AID_HD unsigned operator()(int64_t i, int64_t, const C& c) const {
@@ -82,7 +82,7 @@ template <class S, class T, Has U, Has M, Has Z> struct EulerStep {  // (x_next,
   S* x_next; S* d_out; const S* x; const S* D; Opt<S, U> u; Projection<S, T, M, Z> proj;
   PerSample<T> sigma, sigma_next;
   AID_HD Sigmas<T> coefs(int64_t b, unsigned& bad) const {
-    bad |= positive(sigma[b], kSigma) | nonnegative(sigma_next[b], kSigmaNext);
+    bad |= positive_finite(sigma[b], kSigma) | nonnegative_finite(sigma_next[b], kSigmaNext);
     return {sigma[b], sigma_next[b]};
   }
   AID_HD unsigned operator()(int64_t i, int64_t mi, const Sigmas<T>& c) const {
@@ -98,7 +98,7 @@ template <class S, class T, Has U, Has M, Has Z> struct HeunCorrect {  // x_next
   S* x_next; const S* x; const S* d; const S* x_pred; const S* D_pred; Opt<S, U> u;
   Projection<S, T, M, Z> proj; PerSample<T> sigma, sigma_next;
   AID_HD Sigmas<T> coefs(int64_t b, unsigned& bad) const {
-    bad |= nonnegative(sigma[b], kSigma) | positive(sigma_next[b], kSigmaNext);
+    bad |= nonnegative_finite(sigma[b], kSigma) | positive_finite(sigma_next[b], kSigmaNext);
     return {sigma[b], sigma_next[b]};
   }
   AID_HD unsigned operator()(int64_t i, int64_t mi, const Sigmas<T>& c) const {
@@ -115,7 +115,7 @@ template <class S, class T, Has Z, Has M, Has G> struct DdimStep {
   struct C { T a, eta_sn, w, kappa; };
   AID_HD C coefs(int64_t b, unsigned& bad) const {
     T s = sigma[b], sn = sigma_next[b], e = eta[b];
-    bad |= positive(s, kSigma) | nonnegative(sn, kSigmaNext) | unit_interval(e, kEta);
+    bad |= positive_finite(s, kSigma) | nonnegative_finite(sn, kSigmaNext) | unit_interval(e, kEta);
     if (!z.present() && e != T(0)) bad |= kNoiseMissing;
     return {ddim_coef(s, sn, e), e * sn, weight[b], g_scale[b]};
   }
@@ -137,7 +137,7 @@ template <class S, class T> struct Renoise {  // x + √(σ_next² − σ²)·z
   struct C { T c; };
   AID_HD C coefs(int64_t b, unsigned& bad) const {
     T s = sigma[b], sn = sigma_next[b];
-    bad |= nonnegative(s, kSigma) | nonnegative(sn - s, kSigmaNext);
+    bad |= nonnegative_finite(s, kSigma) | nonnegative_finite(sn - s, kSigmaNext);
     return {renoise_coef(s, sn)};
   }
   AID_HD unsigned operator()(int64_t i, int64_t, const C& c) const {
@@ -150,7 +150,7 @@ template <class S, class T, Has Z> struct MaskProject {  // m⊙(y + σ·z) + (1
   S* out; const S* x; Projection<S, T, Has::yes, Z> proj; PerSample<T> sigma;
   struct C { T s; };
   AID_HD C coefs(int64_t b, unsigned& bad) const {
-    bad |= nonnegative(sigma[b], kSigma);
+    bad |= nonnegative_finite(sigma[b], kSigma);
     return {sigma[b]};
   }
   AID_HD unsigned operator()(int64_t i, int64_t mi, const C& c) const {

@@ -62,7 +62,7 @@ Tensor edm_scale_input(const Tensor& x, const Tensor& sigma, double sigma_data) 
     bad = Backend::run(im.layout(), kern::ScaleInput<scalar_t, T>{
         .out = out.mutable_data_ptr<scalar_t>(), .x = cptr<scalar_t>(xc), .sigma = s.view, .sd = T(sigma_data)}, x);
   });
-  report(op, bad, {{kSigma, "'sigma' must be >= 0"}});
+  report(op, bad, {{kSigma, "'sigma' must be >= 0 and finite"}});
   return out;
 }
 
@@ -81,7 +81,7 @@ Tensor edm_denoise(const Tensor& x, const Tensor& F, const Tensor& sigma, double
           .u = {cptr<scalar_t>(uc)}, .sigma = s.view, .sd = T(sigma_data)}, x);
     }, uc.defined());
   });
-  report(op, bad, {{kSigma, "'sigma' must be >= 0"}});
+  report(op, bad, {{kSigma, "'sigma' must be >= 0 and finite"}});
   return out;
 }
 
@@ -121,8 +121,8 @@ std::tuple<Tensor, Tensor> edm_euler_step(const Tensor& x, const Tensor& D, cons
           .proj = p.view<scalar_t, T, AID_HAS(M), AID_HAS(Z)>(), .sigma = s.view, .sigma_next = sn.view}, x);
     }, uc.defined(), p.m.defined(), p.z.defined());
   });
-  report(op, bad, {{kSigma, "'sigma' must be > 0 (the slope divides by it)"},
-                   {kSigmaNext, "'sigma_next' must be >= 0"}, {kMask, kMaskRange}});
+  report(op, bad, {{kSigma, "'sigma' must be > 0 and finite (the slope divides by it)"},
+                   {kSigmaNext, "'sigma_next' must be >= 0 and finite"}, {kMask, kMaskRange}});
   return {x_next, d};
 }
 
@@ -147,9 +147,9 @@ Tensor edm_heun_correct(const Tensor& x, const Tensor& d, const Tensor& x_pred, 
           .proj = p.view<scalar_t, T, AID_HAS(M), AID_HAS(Z)>(), .sigma = s.view, .sigma_next = sn.view}, x);
     }, uc.defined(), p.m.defined(), p.z.defined());
   });
-  report(op, bad, {{kSigma, "'sigma' must be >= 0"},
-                   {kSigmaNext, "'sigma_next' must be > 0 (the corrector's slope divides by it; skip the "
-                                "correction on the last step)"},
+  report(op, bad, {{kSigma, "'sigma' must be >= 0 and finite"},
+                   {kSigmaNext, "'sigma_next' must be > 0 and finite (the corrector's slope divides by it; skip "
+                                "the correction on the last step)"},
                    {kMask, kMaskRange}});
   return x_next;
 }
@@ -180,8 +180,8 @@ Tensor edm_ddim_step(const Tensor& x, const Tensor& D, const Tensor& sigma, cons
           .sigma = s.view, .sigma_next = sn.view, .eta = e.view, .weight = w.view, .g_scale = k.view}, x);
     }, zc.defined(), mc.defined(), gc.defined());
   });
-  report(op, bad, {{kSigma, "'sigma' must be > 0 (the step divides by it)"},
-                   {kSigmaNext, "'sigma_next' must be >= 0"}, {kEta, "'eta' must lie in [0, 1]"},
+  report(op, bad, {{kSigma, "'sigma' must be > 0 and finite (the step divides by it)"},
+                   {kSigmaNext, "'sigma_next' must be >= 0 and finite"}, {kEta, "'eta' must lie in [0, 1]"},
                    {kNoiseMissing, "'z' is required where 'eta' > 0"}, {kMask, kMaskRange}});
   return x_next;
 }
@@ -199,8 +199,8 @@ Tensor edm_renoise(const Tensor& x, const Tensor& sigma, const Tensor& sigma_nex
         .out = out.mutable_data_ptr<scalar_t>(), .x = cptr<scalar_t>(xc), .z = cptr<scalar_t>(zc), .sigma = s.view,
         .sigma_next = sn.view}, x);
   });
-  report(op, bad, {{kSigma, "'sigma' must be >= 0"},
-                   {kSigmaNext, "'sigma_next' must be >= 'sigma' (renoising only adds noise)"}});
+  report(op, bad, {{kSigma, "'sigma' must be >= 0 and finite"},
+                   {kSigmaNext, "'sigma_next' must be >= 'sigma' (renoising only adds noise) and finite"}});
   return out;
 }
 
@@ -221,7 +221,7 @@ Tensor mask_project(const Tensor& x, const Tensor& mask, const Tensor& y, const 
           .proj = p.view<scalar_t, T, kern::Has::yes, AID_HAS(Z)>(), .sigma = s.view}, x);
     }, p.z.defined());
   });
-  report(op, bad, {{kSigma, "'sigma' must be >= 0"}, {kMask, kMaskRange}});
+  report(op, bad, {{kSigma, "'sigma' must be >= 0 and finite"}, {kMask, kMaskRange}});
   return out;
 }
 

@@ -56,18 +56,25 @@ template <class T> AID_HD T renoise_coef(T s, T sn) { return sqrt(sn * sn - s * 
 
 // Validity bits reported by the kernels; the host turns them into an error naming the argument.
 enum Bad : unsigned {
-  kSigma = 1u,          // σ must be > 0 (it divides) or ≥ 0, per op
-  kSigmaNext = 2u,      // σ_next out of its range
+  kSigma = 1u,          // σ must be finite and > 0 (it divides) or ≥ 0, per op
+  kSigmaNext = 2u,      // σ_next out of its range (or not finite)
   kMask = 4u,           // mask outside [0, 1]
   kEta = 8u,            // η outside [0, 1]
   kNoiseMissing = 16u,  // η > 0 but no noise tensor z
 };
 
 // Branch-free (bitwise &, arithmetic select) so the checks do not stop vectorization.
-// NaN fails every comparison, so it is flagged too.
+// NaN fails every comparison, so it is flagged too. A noise level must also be finite: σ = inf
+// gives (x − D)/σ = 0 and then (σ_next − σ)·0 = NaN (or a silent c_in = 0); v − v is 0 exactly
+// when v is finite (inf − inf and NaN − NaN are NaN; the build uses no fast-math).
 template <class T> AID_HD unsigned flag_unless(bool ok, unsigned bit) { return (1u - unsigned(ok)) * bit; }
-template <class T> AID_HD unsigned positive(T v, unsigned bit) { return flag_unless<T>(v > T(0), bit); }
-template <class T> AID_HD unsigned nonnegative(T v, unsigned bit) { return flag_unless<T>(v >= T(0), bit); }
+template <class T> AID_HD bool is_finite(T v) { return v - v == T(0); }
+template <class T> AID_HD unsigned positive_finite(T v, unsigned bit) {
+  return flag_unless<T>(bool(unsigned(v > T(0)) & unsigned(is_finite(v))), bit);
+}
+template <class T> AID_HD unsigned nonnegative_finite(T v, unsigned bit) {
+  return flag_unless<T>(bool(unsigned(v >= T(0)) & unsigned(is_finite(v))), bit);
+}
 template <class T> AID_HD unsigned unit_interval(T v, unsigned bit) {
   return flag_unless<T>(bool(unsigned(v >= T(0)) & unsigned(v <= T(1))), bit);
 }

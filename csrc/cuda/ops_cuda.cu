@@ -21,7 +21,8 @@ __global__ void for_each_kernel(I n, I len, I rows_per_sample, I mask_div, I mas
     local |= f(int64_t(i), int64_t((r / mask_div) * mask_mul + j * mask_step), f.coefs(int64_t(r / rows_per_sample), local));
   }
   CUDA_KERNEL_ASSERT_PRINTF(local == 0u,
-                            "aid_ext: an argument value is out of range, validity bits 0x%x (1: sigma, 2: sigma_next, "
+                            "aid_ext: an argument value is out of range, validity bits 0x%x (1: sigma, 2: sigma_next "
+                            "(negative, NaN or inf), "
                             "4: mask outside [0, 1], 8: eta outside [0, 1], 16: z missing where eta > 0); "
                             "the same call on the CPU names the argument",
                             local);

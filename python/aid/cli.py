@@ -8,7 +8,7 @@ aid.guidance.train, aid.bench.run). Every subcommand is one pair, add_arguments(
     aid train-backbone | bench | convert | info
 
 Bad input stops with one line, `aid SUBCOMMAND: error: ...`, and a non-zero exit code; `aid --debug ...`
-shows the traceback instead.
+shows the traceback instead. Ctrl-C stops with one line too (exit status 130). What is checked: docs/cli.md.
 """
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ import sys
 
 from aid.bench import run as bench
 from aid.bench.settings import Settings
+from aid.core.checkpoint import writable_dir
 from aid.data.masks import KINDS
+from aid.edm import check_device
 from aid.edm import train as edm_train
 from aid.guidance import train as train_aid
 
@@ -42,28 +44,6 @@ class UsageError(Exception):
 def method_names() -> list[str]:
     from aid.baselines import METHODS
     return ["aid"] + list(METHODS)
-
-
-def check_device(name: str):
-    """torch.device(name), refused with the reason when this build or machine cannot run it."""
-    import torch
-
-    import aid_ext
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(f"--device {name!r}: {e}") from None
-    if device.type == "cuda":
-        info = aid_ext.build_info()
-        if not info["with_cuda"]:
-            raise ValueError(f"--device {name}: this aid_ext build is CPU-only "
-                             f"(built for torch {info['torch_version']}); "
-                             "rebuild with CUDA (README, 'Building with CUDA') or use --device cpu")
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: torch sees no GPU on this machine; use --device cpu")
-    elif device.type != "cpu":
-        raise ValueError(f"--device {name}: only cpu and cuda are supported")
-    return device
 
 
 def no_arguments(p: argparse.ArgumentParser) -> None:
@@ -98,7 +78,7 @@ def run_info(a) -> None:
 
 def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pkl", help="an official NVlabs/edm snapshot, downloaded by you")
-    p.add_argument("out", help="the .safetensors file to write")
+    p.add_argument("out", help="the .safetensors file to write (never the input)")
 
 
 def run_convert(a) -> None:
@@ -106,7 +86,7 @@ def run_convert(a) -> None:
     from aid.edm import convert, load
     if not os.path.isfile(a.pkl):
         raise FileNotFoundError(f"PKL: no such file: {a.pkl} (download the official checkpoint yourself first)")
-    convert(a.pkl, a.out)
+    convert(a.pkl, a.out)  # refuses OUT = PKL and an OUT not ending in .safetensors before reading anything
     net = load(a.out)
     print(f"wrote {a.out}: EDMPrecond, {net.img_channels}×{net.img_resolution}×{net.img_resolution} images, "
           f"{n_params(net):,} parameters")
@@ -141,6 +121,7 @@ def run_demo(a) -> None:
         raise ValueError("--methods: nothing to run")
     if a.num_images < 2 or min(a.nfe) < 1 or a.examples < 0 or (a.batch is not None and a.batch < 1):
         raise ValueError("need --num-images >= 2, every --nfe >= 1, --examples >= 0 and --batch >= 1")
+    writable_dir(a.out, "--out")
     settings = Settings(out=a.out, methods=methods, masks=a.masks, nfe=a.nfe, images=a.num_images,
                         batch=a.batch or a.num_images, no_default_nfe=True, examples=a.examples,
                         example_nfe=sorted(a.nfe)[len(a.nfe) // 2],  # the median target
@@ -188,6 +169,8 @@ def run_bench(a) -> None:
         settings = bench.settings_from_args(a)
     except ValueError as e:
         raise UsageError(e) from None
+    writable_dir(settings.out, "--out")
+    check_device(settings.device)
     bench.benchmark(settings)
 
 
@@ -223,11 +206,26 @@ def parser() -> Parser:
     return p
 
 
+INTERRUPTED = {  # what Ctrl-C leaves, per subcommand: one line, no traceback
+    "train": "the last snapshot in --run-dir is kept; run the same command again to resume from it",
+    "train-backbone": "the last snapshot in --run-dir is kept; run the same command again to resume from it",
+    "demo": "the finished cells in --out are kept; run the same command again to go on",
+    "bench": "the finished cells in --out are kept; run it again with --resume to go on",
+    "inpaint": "the PNGs are written only after all sampling, each whole or not at all",
+}
+
+
 def main(argv=None) -> int:
     a = parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         a.run(a)
-    except (KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
+        if a.debug:
+            raise
+        more = INTERRUPTED.get(a.command)
+        print(f"aid {a.command}: interrupted{'; ' + more if more else ''}", file=sys.stderr)
+        return 130
+    except SystemExit:
         raise
     except UsageError as e:  # as argparse reports its own
         print(f"aid {a.command}: error: {e}", file=sys.stderr)

@@ -3,7 +3,10 @@ with any method on any EDM backbone. Every check names the argument at fault, as
 that sets it (steps: --steps), and says what was expected."""
 from __future__ import annotations
 
+import math
 import os
+import sys
+import time
 import zipfile
 from functools import partial
 
@@ -11,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from aid.baselines import defaults
+from aid.core.checkpoint import writable_dir
 from aid.data.datasets import _decode, image_dataset
 from aid.data.images import grid as make_grid
 from aid.data.images import masked_input, save_png
@@ -18,6 +22,9 @@ from aid.data.masks import mask_from_png, masks
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.guidance.sample import DEFAULT_GUIDANCE
 from aid.methods import load_sampler, training_settings
+
+MANY_STEPS = 1000  # --steps above this gets a warning: every method's default is at most a few hundred
+GRID = "grid.png"
 
 
 def read_images(paths: list[str]) -> tuple[torch.Tensor, list[str]]:
@@ -34,7 +41,10 @@ def read_images(paths: list[str]) -> tuple[torch.Tensor, list[str]]:
     arrays = []
     for p in paths:
         with open(p, "rb") as f:
-            arrays.append(torch.from_numpy(_decode(f.read(), p).copy()))
+            try:
+                arrays.append(torch.from_numpy(_decode(f.read(), p).copy()))
+            except ValueError as e:
+                raise ValueError(f"IMAGES: {e}") from None
     for p, a in zip(paths, arrays):
         if a.shape != arrays[0].shape:
             raise ValueError(f"IMAGES: {p} is {_size(a)}, {paths[0]} is {_size(arrays[0])}; all must be the same size")
@@ -64,7 +74,10 @@ def read_masks(n: int, res: int, *, mask: list[str] | None = None, mask_kind: st
         for p in mask:
             if not os.path.isfile(p):
                 raise FileNotFoundError(f"--mask: no such file: {p}")
-        m = [mask_from_png(p, known_is_white=not hole_white) for p in mask]
+        try:
+            m = [mask_from_png(p, known_is_white=not hole_white) for p in mask]
+        except ValueError as e:
+            raise ValueError(f"--mask: {e}") from None
         for p, mi in zip(mask, m):
             if mi.shape[-2:] != (res, res):
                 raise ValueError(f"--mask: {p} is {mi.shape[-1]}×{mi.shape[-2]}, the images are {res}×{res}")
@@ -95,6 +108,8 @@ def sampler(net, method: str = "aid", *, backbone: str | None = None, guidance: 
         raise ValueError(f"--steps must be >= 1, got {steps}")
     if guidance_scale is not None and method != "aid":
         raise ValueError(f"--guidance-scale: applies to aid only, not {method}")
+    if guidance_scale is not None and not math.isfinite(guidance_scale):
+        raise ValueError(f"--guidance-scale must be finite, got {guidance_scale}")
     if guidance_scale is not None and not guidance_scale >= 0:
         raise ValueError(f"--guidance-scale must be >= 0, got {guidance_scale}")
     path = (guidance or default_guidance(backbone)) if method == "aid" else guidance
@@ -105,7 +120,22 @@ def sampler(net, method: str = "aid", *, backbone: str | None = None, guidance: 
                       guidance_scale=1.0 if guidance_scale is None else guidance_scale)
     else:
         kwargs = dict(num_steps=steps or defaults(fn)["num_steps"], **({"solver": solver} if solver else {}))
-    return partial(fn, net, **kwargs)
+    run = partial(fn, net, **kwargs)
+    run.module = path  # the trained module's file (aid, deft), for the error on a non-finite result
+    return run
+
+
+def likely_causes(method: str, backbone: str | None, module: str | None, guidance_scale: float | None) -> str:
+    """What can make method's result non-finite, most likely first: the scale (aid), the trained module, the
+    backbone; named by their flags and files."""
+    causes = []
+    if method == "aid" and guidance_scale is not None and guidance_scale > 1:
+        causes.append(f"--guidance-scale {guidance_scale:g} (too large: 1 is the trained field)")
+    if module:
+        causes.append(f"the {'guidance module' if method == 'aid' else 'h-transform'} {module} (trained for another "
+                      "backbone, or diverged)")
+    causes.append(f"the backbone {backbone or DEFAULT_BACKBONE} (it returns NaN or inf)")
+    return ", or ".join(causes)
 
 
 def default_guidance(backbone: str | None) -> str:
@@ -127,11 +157,17 @@ def inpaint(images: list[str], out: str, *, mask: list[str] | None = None, mask_
     """Inpaint image files (or one folder or EDM zip: read_images) with masks (read_masks: mask files, or
     mask_kind) by method (sampler; backbone None: the bundled one) in batches of batch images, image i with
     seed seed + i, with a progress bar; write one PNG per image to out, and with grid out/grid.png
-    (masked input | output | input, one image per row). A bad argument is a ValueError naming it."""
+    (masked input | output | input, one image per row). A bad argument is a ValueError naming it, found before
+    any compute (out too: writable_dir); a result that is not finite is a FloatingPointError naming the likely
+    causes (likely_causes), with nothing written; every PNG is written atomically (aid.data.images.save_png)."""
     if batch < 1:
         raise ValueError(f"--batch must be >= 1, got {batch}")
+    writable_dir(out, "--out")
     device = torch.device(device)
     x0, names = read_images(images)
+    if grid and GRID in names:
+        raise ValueError(f"--grid: an input is named {GRID}, and the grid ({os.path.join(out, GRID)}) would "
+                         f"overwrite its output; rename that image or leave out --grid")
     net = load(backbone or DEFAULT_BACKBONE, device)
     C, res = net.img_channels, net.img_resolution
     if x0.shape[1] != C:
@@ -142,18 +178,49 @@ def inpaint(images: list[str], out: str, *, mask: list[str] | None = None, mask_
     m_all = read_masks(len(x0), res, mask=mask, mask_kind=mask_kind, mask_seed=mask_seed, hole_white=hole_white)
     run = sampler(net, method, backbone=backbone, guidance=guidance, steps=steps, solver=solver,
                   guidance_scale=guidance_scale)
+    if steps is not None and steps > MANY_STEPS:
+        print(f"aid inpaint: warning: --steps {steps} is far more than any method needs (the defaults are at most a "
+              f"few hundred); expect {steps} or more network evaluations per batch (the progress bar counts them)",
+              file=sys.stderr, flush=True)
     outs = []
-    for i in tqdm(range(0, len(x0), batch), desc=f"aid inpaint ({method})", unit="batch", dynamic_ncols=True):
-        m = m_all[i:i + batch].to(device)
-        y = x0[i:i + batch].to(device) * m  # the methods never see the hole
-        x, _ = run(y, m, list(range(seed + i, seed + i + len(y))))
-        outs.append(x.float().cpu().clamp(-1, 1))
+    with tqdm(total=len(x0), desc=f"aid inpaint ({method})", unit="image", dynamic_ncols=True) as bar:
+        hook = net.register_forward_hook(_evaluation_counter(bar))
+        try:
+            for i in range(0, len(x0), batch):
+                m = m_all[i:i + batch].to(device)
+                y = x0[i:i + batch].to(device) * m  # the methods never see the hole
+                x, _ = run(y, m, list(range(seed + i, seed + i + len(y))))
+                finite = torch.isfinite(x).flatten(1).all(1).cpu()
+                if not finite.all():
+                    bad = [n for n, ok in zip(names[i:i + batch], finite) if not ok]
+                    raise FloatingPointError(
+                        f"the {method} result is not finite (NaN or inf) for {', '.join(bad[:3])}"
+                        f"{', ...' if len(bad) > 3 else ''}; nothing was written. Likely cause: "
+                        f"{likely_causes(method, backbone, getattr(run, 'module', guidance), guidance_scale)}")
+                outs.append(x.float().cpu().clamp(-1, 1))
+                bar.update(len(y))
+        finally:
+            hook.remove()
     x = torch.cat(outs)
     for name, xi in zip(names, x):
         save_png(xi, os.path.join(out, name))
     print(f"wrote {len(x)} inpainted image(s) to {out}")
     if grid:
         rows = [[masked_input(g, m), xi.expand(3, -1, -1), g.expand(3, -1, -1)] for g, m, xi in zip(x0, m_all, x)]
-        save_png(make_grid(torch.stack([im for row in rows for im in row]), nrow=3), os.path.join(out, "grid.png"),
+        save_png(make_grid(torch.stack([im for row in rows for im in row]), nrow=3), os.path.join(out, GRID),
                  scale=max(1, 128 // res))
-        print(f"wrote {os.path.join(out, 'grid.png')}: masked input | output | input, one image per row")
+        print(f"wrote {os.path.join(out, GRID)}: masked input | output | input, one image per row")
+
+
+def _evaluation_counter(bar):
+    """A forward hook for the backbone: counts its evaluations on the progress bar (refreshed at most twice a
+    second), so that a long batch shows it is moving."""
+    count, last = [0], [time.monotonic()]
+
+    def hook(module, args, output):
+        count[0] += 1
+        now = time.monotonic()
+        if now - last[0] > 0.5:
+            bar.set_postfix_str(f"{count[0]} network evaluations")
+            last[0] = now
+    return hook

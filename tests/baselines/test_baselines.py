@@ -11,7 +11,8 @@ from aid.eval.oracle import GaussianDenoiser, moments, random_covariance
 SHAPE = (1, 4, 4)
 SETTINGS = {"paste": dict(num_steps=18), "replacement": dict(num_steps=18), "ddnm": dict(num_steps=20),
             "diffpir": dict(num_steps=20), "repaint": dict(num_steps=20, jump_length=5, jump_n_sample=3),
-            "dps": dict(num_steps=20, zeta=0.5), "pigdm": dict(num_steps=20, weight=1.0)}
+            "dps": dict(num_steps=20, zeta=0.5), "pigdm": dict(num_steps=20, weight=1.0),
+            "ding": dict(num_steps=10), "daps": dict(num_steps=20, ode_steps=1)}
 AMORTIZED = {"deft": "needs a trained h-transform network (tests/baselines/test_deft.py trains one and tests it)"}
 METHOD_PARAMS = [pytest.param(name, marks=pytest.mark.skip(reason=f"{name}: {AMORTIZED[name]}")) if name in AMORTIZED
                  else name for name in METHODS]
@@ -49,7 +50,7 @@ def test_shapes_known_pixels_seeds_and_cost(name, problem):
     again, _ = _run(name, problem, 4)
     assert torch.equal(x, again)
     steps = SETTINGS[name]["num_steps"]
-    want_nfe = repaint_nfe(20, 5, 3) if name == "repaint" else steps
+    want_nfe = {"repaint": repaint_nfe(20, 5, 3), "ding": 2 * steps - 1}.get(name, steps)  # DAPS: steps × 1 ODE step
     assert report["nfe"] == want_nfe
     assert report["vjp"] == (steps if name in ("dps", "pigdm") else 0)
 

@@ -91,7 +91,7 @@ def test_sampling_uses_D_minus_sigma_h_with_seeds_and_pasted_known_pixels():
         for i in range(5):  # the Euler step with D_c = D − σ·h, written out
             s = sigmas[i].expand(4)
             D = net(xi, s)
-            D_c = D - s.view(-1, 1, 1, 1) * h(xi, s, y, mask, D)
+            D_c = D - s.view(-1, 1, 1, 1) * h(xi, s, mask * y, mask, D)  # h sees only m⊙y (issue 20)
             xi = xi + (sigmas[i + 1] - sigmas[i]) * (xi - D_c) / sigmas[i]
     torch.testing.assert_close(x, mask * y + (1 - mask) * xi, rtol=1e-5, atol=1e-5)
 

@@ -218,9 +218,10 @@ def test_amortized_methods_without_a_module_are_skipped_with_the_reason(backbone
     assert "no --aid PATH given" in skipped["aid"]
 
 
-def test_every_method_runs_and_zero_amortized_modules_equal_paste(fmnist, backbone, tmp_path):
-    """Every method runs in the harness. DEFT and AID with zero-initialized modules (h ≡ 0, u ≡ 0) are
-    the unguided Euler sampler + paste, i.e. exactly the paste baseline (same seeds, same σ grid)."""
+def test_every_method_runs_and_zero_amortized_modules_equal_their_baselines(fmnist, backbone, tmp_path):
+    """Every method runs in the harness. With zero-initialized modules (h ≡ 0, u ≡ 0), DEFT is the unguided Euler
+    sampler + paste, exactly the paste baseline, and AID (which projects the known pixels every step) exactly the
+    replacement baseline (same seeds, same σ grid)."""
     h, u = HTransform(1), GuidanceModule(1)
     save_module(h, str(tmp_path / "h.safetensors"), KIND, h.config)
     save_module(u, str(tmp_path / "u.safetensors"), "GuidanceModule", u.config)
@@ -232,14 +233,16 @@ def test_every_method_runs_and_zero_amortized_modules_equal_paste(fmnist, backbo
     cells = res["cells"]
     assert res["skipped"] == {} and {c["method"] for c in cells.values()} == set(sq.ALL_METHODS)
     assert all(c["fd_fmnist"] == "skipped (2 < 1000 images)" for c in cells.values())
-    for name in ("deft", "aid"):
-        assert cells[f"center_box/{name}/3"]["hole_psnr"] == cells["center_box/paste/3"]["hole_psnr"]
+    for name, same_as in (("deft", "paste"), ("aid", "replacement")):
+        assert cells[f"center_box/{name}/3"]["hole_psnr"] == cells[f"center_box/{same_as}/3"]["hole_psnr"]
         assert cells[f"center_box/{name}/3"]["nfe"] == 3
 
 
-def test_guidance_scale_sweep_zero_is_paste_resumes_and_draws_the_reference(fmnist, backbone, quick, tmp_path):
-    """benchmarks/aid_guidance_scale.py: s = 0 is the paste baseline's cell (same images, masks, seeds, metrics),
-    s = 1 with a non-zero module differs from it; a rerun keeps its cells; the plot takes a speed_quality JSON."""
+def test_guidance_scale_sweep_zero_is_replacement_resumes_and_draws_the_reference(fmnist, backbone, quick,
+                                                                                     tmp_path):
+    """benchmarks/aid_guidance_scale.py: s = 0 is the replacement baseline's cell (AID projects the known pixels
+    every step; same images, masks, seeds, metrics), s = 1 with a non-zero module differs from it; a rerun keeps
+    its cells; the plot takes a speed_quality JSON."""
     from benchmarks import aid_guidance_scale as gs
     torch.manual_seed(0)
     u = GuidanceModule(1, width=8, depth=1, emb=8)
@@ -251,7 +254,10 @@ def test_guidance_scale_sweep_zero_is_paste_resumes_and_draws_the_reference(fmni
             "--reference", os.path.join(q_out, "results.json")]
     gs.main(args)
     cells = json.load(open(tmp_path / "gs" / "scale.json"))["cells"]
-    paste = json.load(open(os.path.join(q_out, "results.json")))["cells"]["center_box/paste/5"]
+    ref = str(tmp_path / "replacement")
+    sq.main(["--backbone", backbone, "--out", ref, "--methods", "replacement", "--nfe", "5", "--masks", "center_box",
+             "--images", "8", "--batch", "8", "--fd-min-images", "8", "--no-default-nfe", "--examples", "1"])
+    paste = json.load(open(os.path.join(ref, "results.json")))["cells"]["center_box/replacement/5"]
     assert cells["center_box/5/0/8"]["hole_psnr"] == paste["hole_psnr"]
     assert cells["center_box/5/0/8"]["fd_fmnist"] == pytest.approx(paste["fd_fmnist"], rel=1e-5)
     assert cells["center_box/5/1/8"]["hole_psnr"] != paste["hole_psnr"]

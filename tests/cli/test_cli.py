@@ -122,12 +122,12 @@ def test_inpaint_keeps_the_size_and_the_known_pixels(user_files, guidance, tmp_p
 
 
 def test_inpaint_aid_defaults_to_the_steps_and_solver_of_training(trained, tmp_path, monkeypatch):
-    from aid import inpaint
+    from aid import inpaint, methods
     from aid.guidance.actor_critic import ACConfig
     backbone, modules = trained
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)).save(tmp_path / "x.png")
-    calls, sample_aid = [], inpaint.sample_aid
-    monkeypatch.setattr(inpaint, "sample_aid", lambda *args, **kw: calls.append(kw) or sample_aid(*args, **kw))
+    calls, sample_aid = [], methods.sample_aid  # aid.methods' aid sampler calls it (inpaint loads through methods)
+    monkeypatch.setattr(methods, "sample_aid", lambda *args, **kw: calls.append(kw) or sample_aid(*args, **kw))
 
     def settings(module, *flags):
         calls.clear()

@@ -97,3 +97,26 @@ def test_load_refuses_bad_files(tmp_path):
     other.write_bytes(b"x")
     with pytest.raises(ValueError, match="expected an official EDM .pkl or a .safetensors checkpoint"):
         load(str(other))
+
+
+def test_a_diverging_backbone_run_stops_and_keeps_its_last_snapshot(tmp_path):
+    """Issue 20: a non-finite loss stops the run before anything of its iteration is written; the error says
+    what to do; the run resumes with a lower --lr (which the resumed optimizer then uses)."""
+    from aid.core.training import run_iterations
+    snapshots = []
+    losses = iter([1.0, 0.5, float("nan"), 0.1])
+    with pytest.raises(FloatingPointError,
+                       match=r"loss is nan at iteration 3: .*last snapshot \(iteration 2\) is kept; lower it"):
+        run_iterations(lambda it: torch.tensor(next(losses)), lambda it, s: snapshots.append(it), it=0, iters=4,
+                       seconds=0.0, log_path=str(tmp_path / "log.jsonl"), desc="t", progress=False, snapshot_every=1,
+                       on_divergence="lower it")
+    assert snapshots == [1, 2] and len(open(tmp_path / "log.jsonl").readlines()) == 0  # log_every 50
+    data = torch.rand(32, 1, 8, 8) * 2 - 1
+    train(data, str(tmp_path / "r"), TINY, batch=4, iters=2, progress=False)
+    good = (tmp_path / "r" / "ema.safetensors").read_bytes()
+    with pytest.raises(FloatingPointError, match="lower --lr"):
+        train(data, str(tmp_path / "r"), TINY, batch=4, iters=40, lr=1e30, progress=False)
+    assert (tmp_path / "r" / "ema.safetensors").read_bytes() == good  # 500 iterations per snapshot: still 2
+    train(data, str(tmp_path / "r"), TINY, batch=4, iters=3, lr=1e-4, progress=False)
+    state = torch.load(tmp_path / "r" / "state.pt", weights_only=False)
+    assert state["iter"] == 3 and state["opt"]["param_groups"][0]["lr"] == 1e-4

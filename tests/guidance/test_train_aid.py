@@ -314,9 +314,10 @@ def _inputs(B=3):
 
 @pytest.mark.parametrize("solver", ["euler", "heun"])
 def test_zero_actor_is_the_unguided_sampler_plus_paste(solver):
+    """In the paper's form (project=False; the default projection is tested below)."""
     net, y, mask = _inputs()
     actor = GuidanceModule(1, width=8, depth=1, emb=8)
-    x, report = sample_aid(net, actor, y, mask, [1, 2, 3], num_steps=4, solver=solver)
+    x, report = sample_aid(net, actor, y, mask, [1, 2, 3], num_steps=4, solver=solver, project=False)
     if solver == "euler":
         want, _ = paste_baseline(net, y, mask, [1, 2, 3], num_steps=4)
     else:

@@ -20,6 +20,8 @@ def _euler():
     ("sigma_int", TypeError, "argument 'sigma' must be a floating-point tensor"),
     ("sigma_zero", ValueError, "'sigma' must be > 0"),
     ("sigma_nan", ValueError, "'sigma' must be > 0"),
+    ("sigma_inf", ValueError, "'sigma' must be > 0 and finite"),  # issue 20: σ = inf gave NaN
+    ("sigma_next_inf", ValueError, "'sigma_next' must be >= 0 and finite"),
     ("sigma_next_negative", ValueError, "'sigma_next' must be >= 0"),
     ("mask_range", ValueError, "'mask' values must lie in [0, 1]"),
     ("mask_nan", ValueError, "'mask' values must lie in [0, 1]"),
@@ -47,6 +49,10 @@ def test_euler_step_bad_input(case, error, message):
         args[2] = torch.tensor([1.0, 0.0])
     elif case == "sigma_nan":
         args[2] = torch.tensor([1.0, float("nan")])
+    elif case == "sigma_inf":
+        args[2] = torch.tensor([1.0, float("inf")])
+    elif case == "sigma_next_inf":
+        args[3] = torch.tensor([float("inf"), 0.5])
     elif case == "sigma_next_negative":
         args[3] = torch.tensor([-0.1, 0.5])
     elif case == "mask_range":
@@ -76,6 +82,20 @@ def test_euler_step_bad_input(case, error, message):
     ("mask_project", lambda a, k: a.__setitem__(3, -a[3]), "'sigma' must be >= 0"),
     ("edm_denoise", lambda a, k: k.__setitem__("u", k["u"][:, :1]), "argument 'u' must have shape"),
     ("edm_scale_input", lambda a, k: a.__setitem__(1, -a[1]), "'sigma' must be >= 0"),
+    # issue 20: an infinite σ is refused by every op, not turned into NaN or a silent 0
+    ("edm_heun_correct", lambda a, k: a.__setitem__(4, torch.full_like(a[4], float("inf"))),
+     "'sigma' must be >= 0 and finite"),
+    ("edm_ddim_step", lambda a, k: a.__setitem__(2, torch.full_like(a[2], float("inf"))),
+     "'sigma' must be > 0 and finite"),
+    ("edm_ddim_step", lambda a, k: a.__setitem__(3, torch.full_like(a[3], float("inf"))),
+     "'sigma_next' must be >= 0 and finite"),
+    ("edm_renoise", lambda a, k: a.__setitem__(2, torch.full_like(a[2], float("inf"))), "finite"),
+    ("mask_project", lambda a, k: a.__setitem__(3, torch.full_like(a[3], float("inf"))),
+     "'sigma' must be >= 0 and finite"),
+    ("edm_denoise", lambda a, k: a.__setitem__(2, torch.full_like(a[2], float("inf"))),
+     "'sigma' must be >= 0 and finite"),
+    ("edm_scale_input", lambda a, k: a.__setitem__(1, torch.full_like(a[1], float("inf"))),
+     "'sigma' must be >= 0 and finite"),
 ])
 def test_other_ops_bad_input(name, change, message):
     args, kwargs = inputs(name, (2, 3, 4, 4), torch.float32)

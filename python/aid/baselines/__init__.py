@@ -3,16 +3,18 @@
 with report = {"nfe": backbone forwards, "vjp": backward passes through the backbone, ...}."""
 import inspect
 
+from aid.baselines.daps import daps
 from aid.baselines.ddnm import ddnm
 from aid.baselines.deft import deft, train_deft
 from aid.baselines.diffpir import diffpir
+from aid.baselines.ding import ding
 from aid.baselines.guided import dps, pigdm
 from aid.baselines.paste import paste
 from aid.baselines.repaint import repaint, repaint_nfe, repaint_schedule
 from aid.baselines.replacement import replacement
 
 METHODS = {"paste": paste, "replacement": replacement, "repaint": repaint, "ddnm": ddnm, "diffpir": diffpir,
-           "dps": dps, "pigdm": pigdm, "deft": deft}
+           "dps": dps, "pigdm": pigdm, "deft": deft, "ding": ding, "daps": daps}
 
 
 def defaults(fn) -> dict:
@@ -20,5 +22,5 @@ def defaults(fn) -> dict:
     return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
 
 
-__all__ = ["METHODS", "ddnm", "defaults", "deft", "diffpir", "dps", "paste", "pigdm", "repaint", "repaint_nfe",
-           "repaint_schedule", "replacement", "train_deft"]
+__all__ = ["METHODS", "daps", "ddnm", "defaults", "deft", "diffpir", "ding", "dps", "paste", "pigdm", "repaint",
+           "repaint_nfe", "repaint_schedule", "replacement", "train_deft"]

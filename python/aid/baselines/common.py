@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 import aid_ext
-from aid.core.common import device_of, generators, randn_per_sample
+from aid.core.common import device_of, generators, known_part, randn_per_sample
 from aid.edm.sampler import edm_sigmas
 
 
@@ -53,14 +53,18 @@ class Run:
 
 def start(net, y: torch.Tensor, mask: torch.Tensor, seeds, num_steps: int, sigma_min=0.002, sigma_max=80.0,
           rho=7.0) -> tuple[Run, torch.Tensor]:
-    """Check the inputs, build the grid and generators, and draw x_0 = σ_0·ε per image."""
+    """Check the inputs, build the grid and generators, and draw x_0 = σ_0·ε per image. Run.y is y's known part
+    (aid.core.common.known_part): only m⊙y is read, whatever the hole of y holds."""
     if y.dim() != 4 or mask.dim() != 4 or mask.shape[0] != y.shape[0] or mask.shape[2:] != y.shape[2:]:
         raise ValueError(f"baseline: y must be [B, C, H, W] and mask [B, 1, H, W]; got {list(y.shape)}, "
                          f"{list(mask.shape)}")
+    if y.shape[0] == 0:
+        raise ValueError(f"baseline: need at least one image; y is {list(y.shape)}")
     if len(seeds) != y.shape[0]:
         raise ValueError(f"baseline: one seed per image: {len(seeds)} seeds for {y.shape[0]} images")
     device = device_of(net)
-    y, mask = y.to(device, torch.float32), mask.to(device, torch.float32)
+    mask = mask.to(device, torch.float32)
+    y = known_part(y.to(device, torch.float32), mask)
     run = Run(net, y, mask, edm_sigmas(num_steps, sigma_min, sigma_max, rho, device, torch.float32),
               generators(seeds, device))
     return run, run.sigmas[0] * run.noise()

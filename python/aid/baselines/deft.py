@@ -23,7 +23,7 @@ from torch import nn
 
 import aid_ext
 from aid.baselines.common import start
-from aid.core.checkpoint import atomic_write, load_module, save_module
+from aid.core.checkpoint import atomic_write, load_module, non_finite_weights, save_module
 from aid.core.common import device_of
 from aid.core.nn import FiLMUNet, NoiseEmbedding, n_params
 from aid.core.training import run_iterations
@@ -178,6 +178,11 @@ def train_deft(backbone, data: torch.Tensor, run_dir: str, *, mask_kinds, iters:
         return loss.detach()
 
     def snapshot(done: int, seconds: float) -> None:
+        bad = non_finite_weights(h) + non_finite_weights(ema_h)
+        if bad:  # never replace the last good snapshot with a diverged one
+            raise FloatingPointError(f"train_deft: weights not finite after iteration {done} ({bad[0]}): training "
+                                     f"diverged; the last snapshot in {run_dir} is kept; start a new run_dir with a "
+                                     "lower lr (the setup records lr)")
         extra = {"iter": done, "images": done * batch, "seconds": seconds,
                  "mask_kinds": setup["mask_kinds"], "backbone_params": n_params(backbone)}
         save_module(ema_h, os.path.join(run_dir, "h.safetensors"), KIND, ema_h.config, extra)
@@ -187,7 +192,8 @@ def train_deft(backbone, data: torch.Tensor, run_dir: str, *, mask_kinds, iters:
 
     run_iterations(step, snapshot, it=it, iters=iters, seconds=seconds, log_path=os.path.join(run_dir, "log.jsonl"),
                    desc="DEFT h-transform training", progress=progress, max_seconds=max_seconds,
-                   snapshot_every=snapshot_every, log_every=log_every)
+                   snapshot_every=snapshot_every, log_every=log_every,
+                   on_divergence=f"start a new run_dir with a lower lr (the setup of {run_dir} records lr)")
     return ema_h
 
 

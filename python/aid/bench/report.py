@@ -26,6 +26,18 @@ def machine_line(m: dict) -> str:
     return f"{m['device']} ({m.get('gpu', m['cpu'])}, torch threads: {m['torch_threads']})"
 
 
+def run_line(r: dict) -> str:
+    """Where a run's timings were taken: its rank 0's machine, and how many processes ran (runs from before
+    aid.bench.shard have no count: they were one process)."""
+    n = r.get("processes", 1)
+    return machine_line(r["machine"]) + (f" × {n} processes" if n > 1 else "")
+
+
+def processes(c: dict) -> str:
+    """How many processes ran a cell's images ("1+2": a run on 1 process, resumed on 2)."""
+    return "+".join(map(str, c.get("processes", [1])))
+
+
 def fmt(v, spec: str) -> str:
     return format(v, spec) if isinstance(v, (int, float)) else "–"
 
@@ -77,20 +89,20 @@ def markdown(res: dict) -> str:
     lines = ["# Speed–quality benchmark", "", f"Backbone sha256 {s['backbone_sha256'][:16]}…, {s['images']} images "
              f"per cell, FD_fmnist from {s['fd_min_images']} images. How it was measured:", "",
              "```", res["rules"].strip(), "```", ""]
-    lines += [f"- run {i}: {r['date']}, {machine_line(r['machine'])}" for i, r in enumerate(res["runs"])] + [""]
+    lines += [f"- run {i}: {r['date']}, {run_line(r)}" for i, r in enumerate(res["runs"])] + [""]
     lines += [f"- **{k}** skipped: {v}" for k, v in res["skipped"].items()]
     lines += summaries(cells, s["images"])
     for kind in dict.fromkeys(c["mask"] for c in cells):
         lines += ["", f"## {kind} (hole: {res['hole_fraction'][kind]:.0%} of the pixels)", "",
                   "| method | NFE (+VJP) | steps | hole PSNR (dB) | PSNR (dB) | SSIM | FD_fmnist | KD_fmnist | "
-                  "seam | s/image | images |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "seam | s/image | processes | images |", "|---|" + "---:|" * 11]
         for c in (c for c in cells if c["mask"] == kind):
             sem = c["hole_psnr_std"] / c["images"] ** 0.5
             lines.append(f"| {c['method']} | {c['nfe']}" + (f" + {c['vjp']}" if c["vjp"] else "") +
                          f" | {c['num_steps']}{' (default)' if c['default'] else ''} | {c['hole_psnr']:.2f} ± "
                          f"{sem:.2f} | {c['psnr']:.2f} | {c['ssim']:.3f} | {fmt(c['fd_fmnist'], '.4g')} | "
                          f"{fmt(c['kd_fmnist'], '.3g')} | {fmt(c.get('seam'), '.3f')} | {c['seconds_per_image']:.4g} | "
-                         f"{c['images']} |")
+                         f"{processes(c)} | {c['images']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +139,7 @@ def write_reports(res: dict, examples: dict, gt: torch.Tensor, out: str, nfe_sho
     cells = ordered(res["cells"])
     ys = [("hole_psnr", "hole PSNR (dB)"), ("fd_fmnist", "FD_fmnist")]
     note = "hollow circle: the method's default setting"
-    machines = {machine_line(res["runs"][c["run"]]["machine"]) for c in cells}
+    machines = {run_line(res["runs"][c["run"]]) for c in cells}
     curve_panels(cells, os.path.join(out, "quality_vs_nfe.png"), x="cost", ys=ys, panel="mask", curve="method",
                  xlabel="NFE + VJP per image", title=f"Quality against cost\n({note})", highlight="default")
     curve_panels(cells, os.path.join(out, "quality_vs_seconds.png"), x="seconds_per_image", ys=ys, panel="mask",

@@ -5,10 +5,13 @@ Fashion-MNIST test images, all on the same frozen EDM backbone.
     aid bench --out runs/sq --resume        # continue it, or add cells
     aid bench --out runs/sq --resume --merge runs/sq_b   # fold in cells another process ran
     aid bench --out /tmp/sq --quick         # the one-minute smoke version
+    torchrun --nproc_per_node=N -m aid bench --out runs/sq   # the same, shared by N processes (or GPUs, machines)
 
 The rules every run keeps (images, masks, metrics, and how a target cost becomes num_steps) are
-aid.bench.settings.RULES, written into results.json and results.md; cost() and steps_for() below
-implement its cost rule. The results file's bookkeeping (resume, merge) is aid.bench.results.
+aid.bench.settings.RULES, written into results.json and results.md; aid.bench.cells implements its cost rule
+(cost, steps_for), runs a sampler on a range of images and measures a cell. The results file's bookkeeping (resume,
+merge) is aid.bench.results; how the work is shared by processes (torchrun) and kept while a cell is in progress,
+aid.bench.shard.
 """
 from __future__ import annotations
 
@@ -23,13 +26,16 @@ from dataclasses import asdict, fields
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 import aid
 import aid_ext
-from aid.baselines import METHODS, defaults, repaint_nfe
+from aid.baselines import METHODS, defaults  # noqa: F401 (defaults, steps_for: still importable from here)
 from aid.baselines.deft import HOW_TO_TRAIN
+from aid.bench import cells
+from aid.bench.cells import RES, cell_metrics, cost, points, run_cell, steps_for  # noqa: F401
 from aid.bench.report import key_of, write_reports
 from aid.bench.results import (
     BenchmarkError,
@@ -41,48 +47,20 @@ from aid.bench.results import (
     write_json,
 )
 from aid.bench.settings import ALL_METHODS, DEFAULTS, QUICK, Settings
+from aid.bench.shard import agree, chunks, drop_parts, load_parts, part_meta, run_rounds, save_part
 from aid.core.checkpoint import atomic_write, sha256_of
-from aid.core.common import device_of
+from aid.core.distributed import broadcast_object, gather_objects, rank_and_world
 from aid.data.datasets import fashion_mnist
 from aid.data.masks import KINDS, TEST_SET_VERSION, benchmark_masks
 from aid.edm import DEFAULT_BACKBONE, load
-from aid.eval.metrics import boundary_jump, fmnist_distances, hole_mse, psnr, ssim
+from aid.guidance.distributed import init_distributed
 from aid.guidance.sample import DEFAULT_GUIDANCE
 from aid.methods import load_sampler
 
-VJP_PER_STEP = {"dps", "pigdm"}
 AMORTIZED = {  # methods that need a trained module: the option that gives it, and how to get one
     "deft": ("--deft", HOW_TO_TRAIN),
     "aid": ("--aid", "AID is only reported from a trained guidance module "
                      "(aid.guidance.networks.GuidanceModule checkpoint; train one with `aid train`)")}
-RES = 32  # Fashion-MNIST padded to 32×32: the FD_fmnist classifier's input
-
-
-def cost(name: str, num_steps: int, hp: dict) -> int:
-    """NFE + VJP per image of one run, as the method's report counts it."""
-    if name == "repaint":
-        return repaint_nfe(num_steps, hp["jump_length"], hp["jump_n_sample"])
-    return num_steps * (2 if name in VJP_PER_STEP else 1)
-
-
-def steps_for(name: str, target: int, hp: dict) -> int:
-    """The smallest num_steps whose cost is nearest to the target (cost is nondecreasing in num_steps)."""
-    n = 1
-    while cost(name, n + 1, hp) <= target:
-        n += 1
-    return n + 1 if abs(cost(name, n + 1, hp) - target) < abs(cost(name, n, hp) - target) else n
-
-
-def points(name: str, fn, targets: list[int], with_default: bool) -> list[dict]:
-    """The settings one method runs at: [{num_steps, targets, default}], by num_steps."""
-    hp = defaults(fn)
-    by_steps: dict[int, list[int]] = {}
-    for t in targets:
-        by_steps.setdefault(steps_for(name, t, hp), []).append(t)
-    default = hp.get("num_steps") if with_default else None
-    if default is not None:
-        by_steps.setdefault(default, [])
-    return [dict(num_steps=n, targets=by_steps[n], default=n == default) for n in sorted(by_steps)]
 
 
 def samplers(methods: list[str], net, *, deft: str | None = None, aid: str | None = None) -> tuple[dict, dict]:
@@ -97,45 +75,6 @@ def samplers(methods: list[str], net, *, deft: str | None = None, aid: str | Non
         else:
             run[name] = load_sampler(name, net, modules.get(name))
     return run, skipped
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def run_cell(sampler, net, gt, mask, seeds, num_steps: int, batch: int):
-    """(outputs [n, C, H, W] on the CPU, the first batch's report, the sampler's seconds in total)."""
-    device, outs, seconds, report = device_of(net), [], 0.0, None
-    for i in range(0, len(gt), batch):
-        m = mask[i:i + batch].to(device)
-        y = gt[i:i + batch].to(device) * m
-        sync(device)
-        t = time.perf_counter()
-        with torch.no_grad():
-            x, rep = sampler(net, y, m, seeds[i:i + batch], num_steps=num_steps)
-        sync(device)
-        seconds += time.perf_counter() - t
-        outs.append(x.float().cpu())
-        report = report or rep
-    return torch.cat(outs), report, seconds
-
-
-def cell_metrics(x, gt, mask, fd_min: int) -> dict:
-    """The quality numbers of one cell (see RULES, aid.bench.settings). Non-finite outputs are counted and
-    left in (their metrics come out NaN), and FD/KD_fmnist is skipped for such a cell."""
-    bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
-    out = {"known_max_abs_err": float(torch.where(mask.bool(), x - gt, 0).abs().max()), "non_finite_images": bad}
-    x = x.clamp(-1, 1)
-    per_image = {"hole_psnr": psnr(x, gt, 1 - mask), "psnr": psnr(x, gt), "ssim": ssim(x, gt),
-                 "hole_mse": hole_mse(x, gt, mask)}
-    for k, v in per_image.items():
-        out[k], out[f"{k}_std"] = float(v.double().mean()), float(v.double().std())
-    out["seam"] = float(boundary_jump(x, mask).nanmean() / boundary_jump(gt, mask).nanmean())
-    why = f"{bad} non-finite images" if bad else f"{len(x)} < {fd_min} images" if len(x) < fd_min else None
-    out.update(fmnist_distances(x, gt) if why is None else
-               dict.fromkeys(["fd_fmnist", "kd_fmnist", "kd_fmnist_std"], f"skipped ({why})"))
-    return out
 
 
 def machine(device: torch.device) -> dict:
@@ -174,24 +113,11 @@ def versions() -> dict:
                 git_dirty=None if status is None else bool(status))
 
 
-def measure(c: dict, fn, net, gt, mask, seeds, s: Settings, run: int) -> tuple[dict, torch.Tensor]:
-    """Run one cell (c: mask, method, num_steps, targets, default) on the first n images; (its record, outputs)."""
-    hp = hyperparameters(fn)
-    c = dict(c, cost=cost(c["method"], c["num_steps"], hp))
-    n = s.images if c["cost"] <= s.expensive_cost else min(s.images, s.expensive_images)
-    x, report, seconds = run_cell(fn, net, gt[:n], mask[:n], seeds[:n], c["num_steps"], s.batch)
-    if report["nfe"] + report["vjp"] != c["cost"]:
-        raise RuntimeError(f"{key_of(c)}: the report counts {report['nfe']} NFE + {report['vjp']} VJP, the NFE→steps "
-                           f"rule predicts {c['cost']}; update cost() in {__file__}")
-    return dict(c, nfe=report["nfe"], vjp=report["vjp"], images=n, hyperparameters=hp, report=report, batch=s.batch,
-                run=run, seconds_total=seconds, seconds_per_image=seconds / n,
-                **cell_metrics(x, gt[:n], mask[:n], s.fd_min_images)), x
-
-
-def prepare(s: Settings):
-    """(backbone, test images, samplers, skipped methods), or a BenchmarkError with the reason."""
+def prepare(s: Settings, device: torch.device | None = None):
+    """(backbone on device [s.device], test images, samplers, skipped methods), or a BenchmarkError with the
+    reason."""
     try:
-        net = load(s.backbone, torch.device(s.device))
+        net = load(s.backbone, device or torch.device(s.device))
     except FileNotFoundError as e:
         hint = " (the bundled backbone is trained by `python -m aid.edm.train`; or pass --backbone)" \
             if s.backbone == DEFAULT_BACKBONE else ""
@@ -207,54 +133,180 @@ def prepare(s: Settings):
     return net, gt[:s.images], methods, skipped
 
 
+class Ledger:
+    """Rank 0's side of one benchmark call: results.json (started or resumed, other folders merged in, this run
+    recorded, written at the start and after every cell), examples.safetensors, and the cells to run, whose chunks
+    are kept in OUT/parts until the cell is measured (aid.bench.shard). items: the chunks still to run, the
+    costliest cells first. machines: every rank's machine(), in rank order."""
+
+    def __init__(self, s: Settings, methods: dict, skipped: dict, gt, masks: dict, machines: list[dict],
+                 started: float):
+        self.s, self.gt, self.masks, self.started, self.world = s, gt, masks, started, len(machines)
+        setup = dict(backbone_sha256=sha256_of(s.backbone), images=s.images, mask_set=f"aid.data.masks."
+                     f"benchmark_masks v{TEST_SET_VERSION}", fd_min_images=s.fd_min_images,
+                     expensive_cost=s.expensive_cost, expensive_images=s.expensive_images, examples=s.examples,
+                     modules={k: sha256_of(getattr(s, k)) for k in AMORTIZED if k in methods})
+        os.makedirs(s.out, exist_ok=True)
+        self.json_path, self.ex_path = os.path.join(s.out, "results.json"), os.path.join(s.out, "examples.safetensors")
+        fresh = not os.path.exists(self.json_path)
+        self.res = res = start_results(self.json_path, setup, s.resume)
+        if fresh:  # chunks left in a folder whose results.json is gone: made with unknown settings
+            drop_parts(s.out)
+        self.examples = load_file(self.ex_path) if os.path.exists(self.ex_path) else {}
+        for folder in s.merge:
+            merge_from(res, self.examples, folder)
+        check_hyperparameters(res["cells"], methods)
+        if s.merge and self.examples:
+            atomic_write(self.ex_path, lambda tmp: save_file(self.examples, tmp))
+        run = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), args=asdict(s),
+                   command=" ".join(sys.argv), machine=machines[0], versions=versions(), processes=self.world)
+        kinds = [{k: v for k, v in m.items() if k != "device"} for m in machines]
+        others = [m for i, m in enumerate(kinds) if m != kinds[0] and m not in kinds[:i]]
+        if others:  # ranks on other kinds of machines than rank 0 (not only another device index)
+            run["other_machines"] = others
+        res["runs"].append(run)
+        res["skipped"] = {k: v for k, v in {**res["skipped"], **skipped}.items() if k not in methods}
+        res.setdefault("hole_fraction", {}).update({k: float(1 - m.mean()) for k, m in masks.items()})
+        todo = [dict(mask=kind, method=name, **pt) for kind in s.masks for name, fn in methods.items()
+                for pt in points(name, fn, s.nfe, not s.no_default_nfe)]
+        for c in todo:
+            if key_of(c) in res["cells"]:
+                add_roles(res["cells"][key_of(c)], c)
+        self.jobs = {}
+        for c in (c for c in todo if key_of(c) not in res["cells"]):
+            hp = hyperparameters(methods[c["method"]])
+            c = dict(c, cost=cost(c["method"], c["num_steps"], hp))
+            n = s.images if c["cost"] <= s.expensive_cost else min(s.images, s.expensive_images)
+            self.jobs[key_of(c)] = dict(cell=c, hp=hp, n=n, chunks=chunks(n, s.batch))
+        for key in res["cells"]:  # a run killed between a cell's record and the removal of its chunks
+            drop_parts(s.out, key)
+        self.done = {k: {r for r in j["chunks"] if (part_meta(s.out, k, *r) or {}).get("hyperparameters") == j["hp"]}
+                     for k, j in self.jobs.items()}
+        self.items = [dict(key=k, mask=j["cell"]["mask"], method=j["cell"]["method"],
+                           num_steps=j["cell"]["num_steps"], start=a, end=b)
+                      for k, j in sorted(self.jobs.items(), key=lambda kj: -kj[1]["cell"]["cost"])
+                      for a, b in j["chunks"] if (a, b) not in self.done[k]]
+        write_json(self.json_path, res)
+        kept = sum(map(len, self.done.values()))
+        print(f"{len(res['cells'])} cells already in {self.json_path}; {len(self.jobs)} to run; skipped methods: "
+              + ("; ".join(f"{k} ({v})" for k, v in res["skipped"].items()) or "none"), flush=True)
+        if self.jobs:
+            print(f"{len(self.items)} chunks of up to {s.batch} images to run on {self.world} process"
+                  + ("es" if self.world > 1 else "") + (f"; {kept} chunks kept from an earlier run" if kept else ""),
+                  flush=True)
+        self.finish_ready()
+
+    def collect(self, items: list[dict], outputs: list[dict | None]) -> None:
+        """Save the chunks of a round (None: the rank that ran it failed), then measure every cell now complete."""
+        for it, o in zip(items, outputs):
+            if o is not None:
+                meta = dict(report=o["report"], seconds=o["seconds"], processes=self.world,
+                            hyperparameters=self.jobs[it["key"]]["hp"])
+                save_part(self.s.out, it["key"], it["start"], it["end"], o["x"], meta)
+                self.done[it["key"]].add((it["start"], it["end"]))
+        self.finish_ready()
+
+    def finish_ready(self) -> None:
+        for key in [k for k, j in self.jobs.items() if len(self.done[k]) == len(j["chunks"])]:
+            self.finish(key)
+
+    def finish(self, key: str) -> None:
+        """Measure a cell from its chunks (outputs in image order: the same for any number of processes), record it
+        in results.json (its example outputs first: the JSON is what marks the cell done), drop its chunks."""
+        s, job = self.s, self.jobs.pop(key)
+        c, n = job["cell"], job["n"]
+        x, metas = load_parts(s.out, key, job["chunks"])
+        report, seconds = metas[0]["report"], sum(m["seconds"] for m in metas)
+        if report["nfe"] + report["vjp"] != c["cost"]:
+            raise RuntimeError(f"{key}: the report counts {report['nfe']} NFE + {report['vjp']} VJP, the NFE→steps "
+                               f"rule predicts {c['cost']}; update cost() in {cells.__file__}")
+        self.res["cells"][key] = dict(
+            c, nfe=report["nfe"], vjp=report["vjp"], images=n, hyperparameters=job["hp"], report=report,
+            batch=s.batch, run=len(self.res["runs"]) - 1, seconds_total=seconds, seconds_per_image=seconds / n,
+            processes=sorted({m["processes"] for m in metas}),
+            **cell_metrics(x, self.gt[:n], self.masks[c["mask"]][:n], s.fd_min_images))
+        if s.examples:
+            self.examples[key] = x[:s.examples].contiguous()
+            atomic_write(self.ex_path, lambda tmp: save_file(self.examples, tmp))
+        write_json(self.json_path, self.res)
+        drop_parts(s.out, key)
+
+    def close(self) -> None:
+        """The run's wall clock into results.json, then the reports."""
+        self.res["runs"][-1]["wall_seconds"] = time.perf_counter() - self.started
+        write_json(self.json_path, self.res)
+        print(write_reports(self.res, self.examples, self.gt, self.s.out, self.s.example_nfe))
+        print(f"wrote {', '.join(sorted(os.listdir(self.s.out)))} in {self.s.out}")
+
+
 def benchmark(s: Settings, skipped_methods: dict | None = None) -> dict:
     """Run the cells of s that s.out/results.json does not hold yet and write the results and reports there;
     returns the results dict. skipped_methods: method → reason, reported as skipped beside the methods s skips
     (e.g. `aid demo`'s AID while there is no guidance module to run it with). A reason to stop before running
-    (a missing file, a results folder made with other settings) is a BenchmarkError."""
-    net, gt, methods, skipped = prepare(s)
-    skipped.update(skipped_methods or {})
+    (a missing file, a results folder made with other settings) is a BenchmarkError.
+
+    Under torchrun (WORLD_SIZE > 1: this call joins the process group and leaves it at the end; NCCL on the local
+    GPU with --device cuda, else gloo with one torch thread per process unless OMP_NUM_THREADS says otherwise), or
+    in a process group that is already initialised, the ranks share the work (aid.bench.shard): every rank runs
+    its chunks of images, rank 0 alone writes OUT, and every rank returns the same results. The numbers are those
+    of one process; each cell's "processes" says how many ran it."""
+    started = time.perf_counter()
+    own = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
+    device = init_distributed(s.device) if own else torch.device(s.device)
+    if device.type == "cuda" and device.index is None and dist.is_initialized():
+        device = torch.device("cuda", torch.cuda.current_device())
+    try:
+        res = sharded_benchmark(s, dict(skipped_methods or {}), device, started)
+        if own:
+            dist.barrier()  # every rank done before any tears down (gloo can abort a rank whose peer left first)
+        return res
+    finally:
+        if own:
+            dist.destroy_process_group()
+
+
+def sharded_benchmark(s: Settings, skipped_methods: dict, device: torch.device, started: float) -> dict:
+    """benchmark(s) on this rank of the process group (one process: rank 0 of 1), on device."""
+    rank, world = rank_and_world()
+    if world > 1 and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)  # the ranks share the cores
+    prepared, error = None, None
+    try:
+        prepared = prepare(s, device)
+    except BenchmarkError as e:
+        error = e
+    agree(error)
+    net, gt, methods, skipped = prepared
+    skipped.update(skipped_methods)
     seeds = list(range(s.images))
-    setup = dict(backbone_sha256=sha256_of(s.backbone), images=s.images, mask_set=f"aid.data.masks.benchmark_masks "
-                 f"v{TEST_SET_VERSION}", fd_min_images=s.fd_min_images, expensive_cost=s.expensive_cost,
-                 expensive_images=s.expensive_images, examples=s.examples,
-                 modules={k: sha256_of(getattr(s, k)) for k in AMORTIZED if k in methods})
-    os.makedirs(s.out, exist_ok=True)
-    json_path, ex_path = os.path.join(s.out, "results.json"), os.path.join(s.out, "examples.safetensors")
-    res = start_results(json_path, setup, s.resume)
-    examples = load_file(ex_path) if os.path.exists(ex_path) else {}
-    for folder in s.merge:
-        merge_from(res, examples, folder)
-    check_hyperparameters(res["cells"], methods)
-    if s.merge and examples:
-        atomic_write(ex_path, lambda tmp: save_file(examples, tmp))
-    res["runs"].append(dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), args=asdict(s),
-                            command=" ".join(sys.argv), machine=machine(device_of(net)), versions=versions()))
-    res["skipped"] = {k: v for k, v in {**res["skipped"], **skipped}.items() if k not in methods}
     masks = {kind: benchmark_masks(kind, s.images, RES) for kind in s.masks}
-    res.setdefault("hole_fraction", {}).update({k: float(1 - m.mean()) for k, m in masks.items()})
-    todo = [dict(mask=kind, method=name, **pt) for kind in s.masks for name, fn in methods.items()
-            for pt in points(name, fn, s.nfe, not s.no_default_nfe)]
-    for c in todo:
-        if key_of(c) in res["cells"]:
-            add_roles(res["cells"][key_of(c)], c)
-    todo = [c for c in todo if key_of(c) not in res["cells"]]
-    print(f"{len(res['cells'])} cells already in {json_path}; {len(todo)} to run; skipped methods: "
-          + ("; ".join(f"{k} ({v})" for k, v in res["skipped"].items()) or "none"), flush=True)
-    if todo:  # an untimed warm-up call (allocator, cuDNN, thread pools)
+    machines, ledger, error = gather_objects(machine(device)), None, None
+    if rank == 0:
+        try:
+            ledger = Ledger(s, methods, skipped, gt, masks, machines, started)
+        except Exception as e:
+            error = e
+    agree(error)
+    items = broadcast_object(ledger.items if rank == 0 else None)
+    if rank < len(items):  # an untimed warm-up call (allocator, cuDNN, thread pools)
         run_cell(METHODS["paste"], net, gt[:s.batch], masks[s.masks[0]][:s.batch], seeds[:s.batch], 2, s.batch)
-    for c in (bar := tqdm(todo, desc="speed_quality cells", dynamic_ncols=True)):
-        bar.set_postfix_str(key_of(c))
-        res["cells"][key_of(c)], x = measure(c, methods[c["method"]], net, gt, masks[c["mask"]], seeds, s,
-                                             run=len(res["runs"]) - 1)
-        if s.examples:  # before the JSON, which is what marks the cell done
-            examples[key_of(c)] = x[:s.examples].contiguous()
-            atomic_write(ex_path, lambda tmp: save_file(examples, tmp))
-        write_json(json_path, res)
-    write_json(json_path, res)
-    print(write_reports(res, examples, gt, s.out, s.example_nfe))
-    print(f"wrote {', '.join(sorted(os.listdir(s.out)))} in {s.out}")
-    return res
+
+    def work(it: dict) -> dict:
+        a, b = it["start"], it["end"]
+        x, report, seconds = run_cell(methods[it["method"]], net, gt[a:b], masks[it["mask"]][a:b], seeds[a:b],
+                                      it["num_steps"], s.batch)
+        return dict(x=x, report=report, seconds=seconds)
+
+    bar = tqdm(total=len(items), desc="speed_quality chunks", dynamic_ncols=True, disable=rank != 0)
+
+    def progress(done: list[dict]) -> None:
+        bar.update(len(done))
+        bar.set_postfix_str(done[0]["key"])
+    run_rounds(items, work, ledger.collect if rank == 0 else None, progress)
+    bar.close()
+    if rank == 0:
+        ledger.close()
+    return broadcast_object(ledger.res if rank == 0 else None)
 
 
 # The command line (`aid bench`, benchmarks/speed_quality.py, python -m aid.bench.run): it only parses.

@@ -27,16 +27,20 @@ Fixed, so that reruns and other machines compare:
   KD_fmnist (the bundled Fashion-MNIST classifier's features: not FID/KID; KD is the unbiased
   estimate, so it can be < 0 on small sets) between the cell's outputs and the same ground-truth
   images, only when the cell has >= --fd-min-images images (default 1,000); seconds per image:
-  wall clock of the sampler calls only (batched, CUDA synchronized, after an untimed warm-up)
-  over the number of images; the largest |x − y| on known pixels (0 for a method that pastes);
-  seam: the mean |jump| between 4-neighbours across the mask's boundary (aid.eval.metrics.boundary_jump)
-  of the outputs over that of the ground-truth images (1: no visible seam; cells from before it: –).
+  wall clock of the sampler calls only (batched, CUDA synchronized, after an untimed warm-up),
+  summed over the processes that ran the cell's images, over the number of images (a cell's
+  "processes" says how many ran it; sharing the work never changes any other number); the largest
+  |x − y| on known pixels (0 for a method that pastes); seam: the mean |jump| between 4-neighbours
+  across the mask's boundary (aid.eval.metrics.boundary_jump) of the outputs over that of the
+  ground-truth images (1: no visible seam; cells from before it: –).
 
 Cost = NFE + VJP per image (a vector–Jacobian product through the backbone counts as one more
 evaluation). A target cost T becomes num_steps by one rule for every method: num_steps is the
 smallest N whose cost(N) is nearest to T, where
   cost(N) = N    for Euler/DDIM-type methods (paste, replacement, ddnm, diffpir, deft, aid);
   cost(N) = 2N   for dps and pigdm (1 NFE + 1 VJP per step);
+  cost(N) = 2N − 1 for ding (two denoiser calls per step, one on the last);
+  cost(N) = N·S  for daps (N annealing levels, S = ode_steps Euler steps of the ODE at each);
   cost(N) = the forward steps of RePaint's jump schedule at the function's own jump_length and
                  jump_n_sample (10, 10): N for N <= 10, then N + 90·⌊(N − 1)/10⌋. RePaint cannot
                  resample below 11 steps (101 NFE): targets 19 and 35 snap to N = 10.

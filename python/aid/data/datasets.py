@@ -75,14 +75,37 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
+def to_8bit(img):
+    """A PIL image with 8-bit channels: 16-bit grey (modes I;16*, and I as PNG opens 16-bit grey, or any I image
+    with values above 255) scaled by 255/65535 and rounded, never clipped (clipping turns a 16-bit image black and
+    white); a 32-bit float grey (F) taken as [0, 1]; any other mode as it is."""
+    from PIL import Image
+    if img.mode.startswith("I;16") or img.mode == "I":
+        a = np.asarray(img, dtype=np.float64)
+        sixteen = img.mode != "I" or img.format == "PNG" or (a.size and a.max() > 255)
+        return Image.fromarray(np.clip(np.rint(a / 257.0 if sixteen else a), 0, 255).astype(np.uint8), "L")
+    if img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        return Image.fromarray(np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8), "L")
+    return img
+
+
+def _grey_palette(img) -> bool:
+    """A P/PA image whose used palette entries are all grey (r = g = b)."""
+    rgb = np.asarray(img.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+
+
 def _decode(data: bytes, name: str) -> np.ndarray:
-    """Image bytes → uint8 [C, H, W] (grayscale as 1 channel, RGBA/palette as RGB)."""
+    """Image bytes → uint8 [C, H, W]: grey as 1 channel (also 16-bit grey, scaled: to_8bit; grey with alpha, LA;
+    a palette of greys, P/PA), colour as RGB (RGBA and colour palettes too). Alpha is dropped, not composited."""
     import io
 
     from PIL import Image
     try:
-        img = Image.open(io.BytesIO(data))
-        img = img.convert("L" if img.mode in ("L", "1", "I;16", "I") else "RGB")
+        img = to_8bit(Image.open(io.BytesIO(data)))
+        grey = img.mode in ("L", "1", "LA", "La") or (img.mode in ("P", "PA") and _grey_palette(img))
+        img = img.convert("L" if grey else "RGB")
     except Exception as e:  # PIL raises many types for bad files
         raise ValueError(f"cannot decode image {name}: {e}") from e
     a = np.asarray(img)

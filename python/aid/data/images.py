@@ -1,12 +1,11 @@
 """Writing images: tensors in [-1, 1] to PNG files and grids."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from PIL import Image
 
+from aid.core.checkpoint import atomic_write
 from aid.data.datasets import to_uint8
 
 
@@ -24,14 +23,14 @@ def grid(x: torch.Tensor, nrow: int, pad: int = 1, pad_value: float = 1.0) -> to
 
 
 def save_png(x: torch.Tensor, path: str, scale: int = 1) -> None:
-    """One [C, H, W] image in [-1, 1] (C = 1 or 3) to PNG, optionally enlarged by pixel replication."""
+    """One [C, H, W] image in [-1, 1] (C = 1 or 3) to PNG, optionally enlarged by pixel replication; written
+    atomically (aid.core.checkpoint.atomic_write: readers see the old file or the new one)."""
     a = to_uint8(x.detach().cpu()).numpy()
     a = a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
     img = Image.fromarray(a)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    img.save(path)
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))  # a full disk or a kill leaves no half PNG
 
 
 HOLE_RGB = (-0.5, -0.1, 0.7)  # the hole in a masked input: a flat blue, in [-1, 1]

@@ -147,10 +147,16 @@ def benchmark_masks(kind: str, n: int, res: int) -> torch.Tensor:
 
 
 def mask_from_png(path: str, res: int | None = None, known_is_white: bool = True) -> torch.Tensor:
-    """A mask image file → [1, 1, H, W] (thresholded at half intensity). known_is_white=True is
-    RePaint's convention (255 = known); pass False for LaMa/DEFT files (white = hole)."""
+    """A mask image file → [1, 1, H, W] (thresholded at half intensity; a 16-bit file at half of 65535).
+    known_is_white=True is RePaint's convention (255 = known); pass False for LaMa/DEFT files (white = hole).
+    A file that cannot be read is a ValueError naming it."""
     from PIL import Image
-    img = Image.open(path).convert("L")
+
+    from aid.data.datasets import to_8bit
+    try:
+        img = to_8bit(Image.open(path)).convert("L")
+    except Exception as e:  # PIL raises many types for bad files
+        raise ValueError(f"cannot read mask image {path}: {e}") from e
     if res is not None and img.size != (res, res):
         img = img.resize((res, res), Image.NEAREST)
     m = (np.asarray(img, np.float32) >= 128).astype(np.float32)

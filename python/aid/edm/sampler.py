@@ -6,12 +6,13 @@ seed only, not on the batch it was drawn in. No `.item()` inside the loop.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
 
 import aid_ext
-from aid.core.common import device_of, generators, randn_per_sample
+from aid.core.common import device_of, generators, known_part, randn_per_sample
 
 # guidance(x, sigma, denoised, sigma_next) -> u, the additive control of docs/method.md (or None).
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -22,8 +23,9 @@ def edm_sigmas(num_steps: int, sigma_min=0.002, sigma_max=80.0, rho=7.0, device=
     """σ_0 > ... > σ_{N-1} on EDM's ρ-grid, then σ_N = 0: num_steps + 1 values."""
     if num_steps < 1:
         raise ValueError(f"edm_sigmas: num_steps must be >= 1, got {num_steps}")
-    if not 0 < sigma_min < sigma_max:
-        raise ValueError(f"edm_sigmas: need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    if not 0 < sigma_min < sigma_max < math.inf or not rho > 0:
+        raise ValueError(f"edm_sigmas: need 0 < sigma_min < sigma_max < inf and rho > 0, got {sigma_min}, "
+                         f"{sigma_max}, {rho}")
     i = torch.arange(num_steps, dtype=torch.float64)
     ramp = i / max(num_steps - 1, 1)
     s = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
@@ -62,7 +64,8 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
     guidance     u = guidance(x, sigma, D, sigma_next): added as Δr·u after each step (AID's control).
     mask, y      [B, 1|C, H, W] (1 = known) and the known image: when given, the known pixels
                  are replaced by y noised to σ_{i+1} after every step (replacement / projection),
-                 with noise from each image's generator; the last step pastes y exactly.
+                 with noise from each image's generator; the last step pastes y exactly. Only m⊙y
+                 is read (aid.core.common.known_part): the hole of y may hold anything.
     ops, dtype   the step functions (aid_ext's fused ops, or aid_ext.reference's plain PyTorch) and the
                  dtype of the state.
     Returns x_N [B, C, H, W] in dtype (and the list of states x_0..x_N if asked).
@@ -74,8 +77,12 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
     device = torch.device(device) if device is not None else device_of(net)
     shape = (net.img_channels, net.img_resolution, net.img_resolution)
     B = len(seeds)
+    if B == 0:
+        raise ValueError("sample: need at least one image (one seed per image); got no seeds")
     if y is not None and (y.shape[0] != B or tuple(y.shape[1:]) != shape):
         raise ValueError(f"sample: y must have shape [{B}, {', '.join(map(str, shape))}], got {list(y.shape)}")
+    if y is not None:
+        y = known_part(y, mask)
     gens = generators(seeds, device)
     sigmas = edm_sigmas(num_steps, sigma_min, sigma_max, rho, device, dtype)
     x = sigmas[0] * randn_per_sample(gens, shape, device, dtype)

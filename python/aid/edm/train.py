@@ -8,7 +8,8 @@ import os
 import torch
 from safetensors.torch import load_file
 
-from aid.core.checkpoint import atomic_write, read_metadata, save_module
+from aid.core.argtypes import count, finite_float
+from aid.core.checkpoint import atomic_write, non_finite_weights, read_metadata, save_module, writable_dir
 from aid.core.training import run_iterations
 from aid.edm.networks import EDMPrecond
 
@@ -51,7 +52,9 @@ def train(data: torch.Tensor, run_dir: str, net_kwargs: dict, *, batch=64, lr=1e
 
     Writes run_dir/ema.safetensors (the model to use), run_dir/state.pt (everything needed
     to resume exactly) and run_dir/log.jsonl. Stops after `iters` iterations in total or
-    after max_seconds of this call."""
+    after max_seconds of this call. A non-finite loss or weights stop the run before the snapshot (the last
+    good one stays); rerunning with a lower lr resumes from it with that lr."""
+    writable_dir(run_dir, "--run-dir")
     os.makedirs(run_dir, exist_ok=True)
     state_path = os.path.join(run_dir, "state.pt")
     torch.manual_seed(seed)
@@ -68,6 +71,8 @@ def train(data: torch.Tensor, run_dir: str, net_kwargs: dict, *, batch=64, lr=1e
         net.load_state_dict(s["net"])
         ema.load_state_dict(s["ema"])
         opt.load_state_dict(s["opt"])
+        for group in opt.param_groups:
+            group["lr"] = lr  # this call's rate: a diverged run resumes from its last snapshot with a lower --lr
         gen.set_state(s["gen"])
         it, seconds = s["iter"], s["seconds"]
     elif init_from is not None:
@@ -86,6 +91,11 @@ def train(data: torch.Tensor, run_dir: str, net_kwargs: dict, *, batch=64, lr=1e
         return loss.detach()
 
     def snapshot(done: int, seconds: float) -> None:
+        bad = non_finite_weights(net) + non_finite_weights(ema)
+        if bad:  # never replace the last good snapshot with a diverged one
+            raise FloatingPointError(f"EDM training: weights not finite after iteration {done} ({bad[0]}): training "
+                                     "diverged; the last snapshot is kept; run again with a lower --lr to resume "
+                                     "from it")
         extra = {"iter": done, "images": done * batch, "seconds": seconds}
         save_module(ema, os.path.join(run_dir, "ema.safetensors"), "EDMPrecond", ema.init_kwargs, extra)
         state = {"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
@@ -93,7 +103,8 @@ def train(data: torch.Tensor, run_dir: str, net_kwargs: dict, *, batch=64, lr=1e
         atomic_write(state_path, lambda tmp: torch.save(state, tmp))
 
     run_iterations(step, snapshot, it=it, iters=iters, seconds=seconds, log_path=os.path.join(run_dir, "log.jsonl"),
-                   desc="EDM training", progress=progress, max_seconds=max_seconds, snapshot_every=snapshot_every)
+                   desc="EDM training", progress=progress, max_seconds=max_seconds, snapshot_every=snapshot_every,
+                   on_divergence="run the same command again with a lower --lr to resume from it")
     return ema
 
 
@@ -111,11 +122,11 @@ DESCRIPTION = "Train the default EDM backbone on Fashion-MNIST 32×32 (resumable
 def add_arguments(p) -> None:
     """The command line's flags (`python -m aid.edm.train`, `aid train-backbone`)."""
     p.add_argument("--run-dir", required=True, help="folder for ema.safetensors, state.pt, log.jsonl")
-    p.add_argument("--iters", type=int, default=30000)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-seconds", type=float, default=None, help="stop this call after so many seconds")
+    p.add_argument("--iters", type=count(0), default=30000)
+    p.add_argument("--batch", type=count(1), default=64)
+    p.add_argument("--lr", type=finite_float(0), default=5e-4, help="Adam's rate (a resume takes this call's)")
+    p.add_argument("--seed", type=count(0), default=0)
+    p.add_argument("--max-seconds", type=finite_float(0), default=None, help="stop this call after so many seconds")
     p.add_argument("--init-from", default=None,
                    help="warm-start from an ema.safetensors (e.g. aid.edm.DEFAULT_BACKBONE) when run-dir has "
                         "no state.pt")

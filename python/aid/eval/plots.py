@@ -9,6 +9,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from aid.core.checkpoint import atomic_write
+
 
 def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -91,5 +93,6 @@ def image_table(images: list[list[torch.Tensor]], path: str, *, col_titles: list
 
 
 def _save(fig: Figure, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
+    """Written atomically (no half image after a kill or a full disk), in the format of path's suffix."""
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format=fmt))

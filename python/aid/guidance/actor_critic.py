@@ -57,6 +57,35 @@ class ACConfig:
     rho: float = 7.0
 
 
+# The range of every numeric ACConfig field: (test, what it must be). Every number must also be finite.
+CONFIG_RANGES = {
+    "beta": (lambda v: v > 0, "> 0"), "lam": (lambda v: v >= 0, ">= 0"), "num_steps": (lambda v: v >= 1, ">= 1"),
+    "w_hole": (lambda v: v >= 0, ">= 0"), "w_known": (lambda v: v >= 0, ">= 0"),
+    "lr_actor": (lambda v: v >= 0, ">= 0"), "lr_critic": (lambda v: v >= 0, ">= 0"),
+    "critic_warmup": (lambda v: v >= 0, ">= 0"), "lr_decay_iters": (lambda v: v >= 0, ">= 0"),
+    "critic_trace": (lambda v: 0 <= v <= 1, "in [0, 1]"), "critic_updates": (lambda v: v >= 1, ">= 1"),
+    "grad_clip": (lambda v: v >= 0, ">= 0"), "sigma_min": (lambda v: v > 0, "> 0"),
+    "sigma_max": (lambda v: v > 0, "> sigma_min"), "rho": (lambda v: v > 0, "> 0"),
+}
+
+
+def check_config(cfg: ACConfig) -> None:
+    """A ValueError naming the first field of cfg out of its range (CONFIG_RANGES; NaN and inf never pass), with
+    its flag of `aid train`, e.g. "ACConfig.beta (--beta) must be > 0 and finite, got nan"."""
+    for name, (ok, rule) in CONFIG_RANGES.items():
+        v = getattr(cfg, name)
+        good = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and ok(v)
+        if name == "sigma_max" and good:
+            good = v > cfg.sigma_min
+        if not good:
+            raise ValueError(f"ACConfig.{name} (--{name.replace('_', '-')}) must be {rule} and finite, got {v!r}")
+    if cfg.solver not in ("euler", "heun"):
+        raise ValueError(f"ACConfig.solver must be 'euler' or 'heun', got {cfg.solver!r}")
+    if cfg.actor_update not in ("likelihood_ratio", "lookahead"):
+        raise ValueError(f"ACConfig.actor_update must be 'likelihood_ratio' or 'lookahead', "
+                         f"got {cfg.actor_update!r}")
+
+
 def sigma_lambda(cfg: ACConfig, d: int) -> float:
     """The fixed exploration standard deviation √(2λ/(βd))."""
     return (2 * cfg.lam / (cfg.beta * d)) ** 0.5
@@ -136,11 +165,7 @@ class AIDTrainer:
     """Holds the actor μ_φ, the critic NN_θ and their optimizers; `step(x0, mask)` is one iteration."""
 
     def __init__(self, backbone, actor, critic, cfg: ACConfig = ACConfig(), device="cpu"):
-        if cfg.solver not in ("euler", "heun"):
-            raise ValueError(f"ACConfig.solver must be 'euler' or 'heun', got {cfg.solver!r}")
-        if cfg.actor_update not in ("likelihood_ratio", "lookahead"):
-            raise ValueError(f"ACConfig.actor_update must be 'likelihood_ratio' or 'lookahead', "
-                             f"got {cfg.actor_update!r}")
+        check_config(cfg)
         self.backbone = backbone.eval().requires_grad_(False)
         self.actor, self.critic, self.cfg = actor, critic, cfg
         self.opt_actor = torch.optim.Adam(actor.parameters(), lr=cfg.lr_actor, betas=(0.9, 0.999))

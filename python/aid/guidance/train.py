@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import shutil
 import time
 from dataclasses import asdict, fields, replace
 
@@ -38,13 +38,15 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
 
-from aid.core.checkpoint import atomic_write, read_metadata, save_module, sha256_of
+from aid.core.argtypes import count, finite_float, json_object, step_counts
+from aid.core.checkpoint import read_metadata, sha256_of, writable_dir
 from aid.core.common import device_of
 from aid.core.nn import n_params
 from aid.data.masks import KINDS, mask_pool
-from aid.guidance.actor_critic import ACConfig, AIDTrainer
+from aid.guidance.actor_critic import ACConfig, AIDTrainer, check_config
 from aid.guidance.distributed import all_mean, any_rank, average_gradients, init_distributed, rank_and_world
 from aid.guidance.networks import Critic, GuidanceModule
+from aid.guidance.rundir import TrainingDiverged, all_finite, described, fingerprints, resume, save_snapshot, trim_log
 
 TRAIN_MASK_SEED = 20_000  # mask pools use masks(kind, n, res, TRAIN_MASK_SEED + seed), never the benchmark's 10_000 + v
 METRICS = ("cost", "critic_loss", "actor_loss", "td_abs")
@@ -114,7 +116,10 @@ def draw_shard(data, pool, gen: torch.Generator, batch: int, rank: int, world: i
     return data[idx[rows]], pool[midx[rows]], k
 
 
-def _check(backbone, data, mask_kinds, batch: int, iters: int, seed: int, world: int, steps) -> None:
+def _check(backbone, data, mask_kinds, batch: int, iters: int, seed: int, world: int, steps, **counts) -> None:
+    for name, v in counts.items():  # masks_per_kind, snapshot_every, log_every
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"train_aid: {name} must be >= 1, got {v}")
     C, res = backbone.img_channels, backbone.img_resolution
     if data.dim() != 4 or tuple(data.shape[1:]) != (C, res, res):
         raise ValueError(f"train_aid: data must be [N, {C}, {res}, {res}] like the backbone's images, "
@@ -126,42 +131,6 @@ def _check(backbone, data, mask_kinds, batch: int, iters: int, seed: int, world:
                          f"got iters={iters}, seed={seed}, batch={batch}")
     if not steps or any(int(k) < 1 for k in steps):
         raise ValueError(f"train_aid: num_steps_choices must be step counts >= 1, got {steps}")
-
-
-def differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
-    """(dotted key, old value, new value) for every leaf where two nested dicts differ."""
-    out = []
-    for k in sorted(old.keys() | new.keys()):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append((prefix + k, a, b))
-    return out
-
-
-def described(old: dict, new: dict) -> str:
-    """differences(old, new) as one readable line, "key: old there, new here; ..." (old: the file's)."""
-    return "; ".join(f"{k}: {o!r} there, {n!r} here" for k, o, n in differences(old, new))
-
-
-def _resume(state_path: str, setup: dict, trainer: AIDTrainer, data_gen, noise_gen, rank: int, world: int):
-    """Rank 0 reads state.pt (if any) and hands it to every rank; returns (iteration, seconds)."""
-    box = [torch.load(state_path, map_location="cpu", weights_only=True)
-           if rank == 0 and os.path.exists(state_path) else None]
-    if world > 1:
-        dist.broadcast_object_list(box, src=0)
-    s = box[0]
-    if s is None:
-        return 0, 0.0
-    if s["setup"] != setup:
-        raise ValueError(f"train_aid: {os.path.dirname(state_path)} holds a run with another setup "
-                         f"({described(s['setup'], setup)}); "
-                         f"refusing to resume it; use another run_dir")
-    trainer.load_state_dict(s["trainer"])
-    data_gen.set_state(s["data_gen"])
-    noise_gen.set_state(s["noise_gens"][rank])
-    return s["iter"], s["seconds"]
 
 
 class RunningMeans:
@@ -177,31 +146,6 @@ class RunningMeans:
 
     def means(self) -> dict:
         return {name: v / self.n for name, v in self.sums.items()}
-
-
-def save_snapshot(run_dir: str, trainer: AIDTrainer, data_gen, noise_gen, it: int, seconds: float, setup: dict,
-                  rank: int, world: int, keep: bool = False) -> None:
-    """Gather every rank's noise-generator state; rank 0 writes actor.safetensors and state.pt atomically
-    (and, when keep, a copy actor_ITER.safetensors for choosing a snapshot later)."""
-    noise_states = [noise_gen.get_state()]
-    if world > 1:
-        noise_states = [None] * world
-        dist.all_gather_object(noise_states, noise_gen.get_state())
-    if rank != 0:
-        return
-    actor, n_backbone = trainer.actor, setup["backbone"]["params"]
-    extra = dict(iterations=it, images=it * setup["batch"], seconds=seconds, ac_config=setup["cfg"],
-                 num_steps_choices=setup["num_steps_choices"], mask_kinds=setup["mask_kinds"],
-                 actor_params=n_params(actor), backbone_params=n_backbone,
-                 param_ratio=n_params(actor) / n_backbone if n_backbone else None,  # None: a parameter-free oracle
-                 critic=setup["critic"], world_size=world)
-    save_module(actor, os.path.join(run_dir, "actor.safetensors"), "GuidanceModule", actor.config, extra)
-    if keep:
-        shutil.copyfile(os.path.join(run_dir, "actor.safetensors"),
-                        os.path.join(run_dir, f"actor_{it:06d}.safetensors"))
-    state = dict(trainer={**trainer.state_dict(), "iteration": it}, data_gen=data_gen.get_state(),
-                 noise_gens=noise_states, iter=it, seconds=seconds, setup=setup)
-    atomic_write(os.path.join(run_dir, "state.pt"), lambda tmp: torch.save(state, tmp))
 
 
 def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACConfig(), actor_kwargs=None,
@@ -226,10 +170,17 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     Writes run_dir/actor.safetensors (the guidance module, its config and the run's numbers in the
     metadata) and run_dir/state.pt every snapshot_every iterations and at the end, and
     run_dir/log.jsonl (means over log_every iterations, and the last iteration's K). Stops after
-    `iters` iterations in total, or after max_seconds of this call."""
+    `iters` iterations in total, or after max_seconds of this call.
+    The run folder (aid.guidance.rundir) records fingerprints of the backbone, data and masks and refuses to
+    resume on others; a resume may lower cfg.lr_actor and cfg.lr_critic. A step with non-finite losses or
+    weights raises TrainingDiverged before anything is written: the last good snapshot stays."""
     rank, world = rank_and_world()
     steps = [int(k) for k in num_steps_choices] if num_steps_choices is not None else [cfg.num_steps]
-    _check(backbone, data, list(mask_kinds), batch, iters, seed, world, steps)
+    _check(backbone, data, list(mask_kinds), batch, iters, seed, world, steps, masks_per_kind=masks_per_kind,
+           snapshot_every=snapshot_every, log_every=log_every)
+    check_config(cfg)
+    if rank == 0:
+        writable_dir(run_dir, "train_aid: run_dir (--run-dir)")
     trainers = build_trainers(backbone, cfg, actor_kwargs or {}, critic_kwargs or {}, steps, seed)
     trainer, device = trainers[steps[0]], device_of(backbone)
     setup = json.loads(json.dumps(dict(
@@ -250,7 +201,9 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     pool = mask_pool(list(mask_kinds), masks_per_kind, backbone.img_resolution, TRAIN_MASK_SEED + seed)
     data_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device).manual_seed((seed + 1) * 1_000_003 + rank)
-    it, seconds = _resume(os.path.join(run_dir, "state.pt"), setup, trainer, data_gen, noise_gen, rank, world)
+    prints = fingerprints(backbone, data, pool)
+    it, seconds = resume(os.path.join(run_dir, "state.pt"), setup, prints, trainer, data_gen, noise_gen, rank, world)
+    saved_it = it  # the iteration of the last snapshot on disk
     if world > 1:
         average_gradients(trainer.opt_actor, world)
         average_gradients(trainer.opt_critic, world)
@@ -260,40 +213,64 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
         return round(seconds + time.time() - t_start, 1)
 
     def snapshot() -> None:
-        save_snapshot(run_dir, trainer, data_gen, noise_gen, it, elapsed(), setup, rank, world, keep_snapshots)
+        nonlocal saved_it
+        save_snapshot(run_dir, trainer, data_gen, noise_gen, it, elapsed(), setup, prints, rank, world,
+                      keep_snapshots)
+        saved_it = it
 
+    def diverged(values: list[float]) -> str | None:
+        """What went non-finite in the step just taken (the same on every rank: the losses are averaged over
+        the ranks, the weights are equal), or None."""
+        bad = [name for name, v in zip(METRICS, values) if not math.isfinite(v)]
+        if not all_finite(trainer.actor, trainer.critic):
+            bad.append("the weights")
+        return ", ".join(bad) or None
+
+    log_path = os.path.join(run_dir, "log.jsonl")
+    if rank == 0:
+        os.makedirs(run_dir, exist_ok=True)
+        trim_log(log_path, it)  # lines after the snapshot resumed from would repeat
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm  # optional dependency, only for the progress bar
         bar = tqdm(total=iters, initial=it, desc="AID actor–critic", dynamic_ncols=True)
-    if rank == 0:
-        os.makedirs(run_dir, exist_ok=True)
     window = RunningMeans()
-    with open(os.path.join(run_dir, "log.jsonl") if rank == 0 else os.devnull, "a") as log:
-        while it < iters:
-            stop, due = any_rank([max_seconds is not None and time.time() - t_start >= max_seconds,
-                                  time.time() - t_last > SNAPSHOT_SECONDS], world)
-            if stop:
-                break
-            x0, mask, k = draw_shard(data, pool, data_gen, batch, rank, world, steps)
-            trainers[k].iteration = it  # the trainers share one count (warm-up, learning-rate schedule)
-            out = trainers[k].step(x0.to(device), mask.to(device), noise_gen)
-            it += 1
-            window.add(all_mean([out[m] for m in METRICS], world))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({name: f"{v:.4g}" for name, v in window.means().items()})
-            if it % log_every == 0 or it == iters:
-                means = {name: round(v, 6) for name, v in window.means().items()}
-                log.write(json.dumps({"iter": it, **means, "last_K": k, "seconds": elapsed()}) + "\n")
-                log.flush()
-                window = RunningMeans()
-            if it % snapshot_every == 0 or due:
-                snapshot()
-                t_last = time.time()
-    snapshot()
-    if bar is not None:
-        bar.close()
+    try:
+        with open(log_path if rank == 0 else os.devnull, "a") as log:
+            while it < iters:
+                stop, due = any_rank([max_seconds is not None and time.time() - t_start >= max_seconds,
+                                      time.time() - t_last > SNAPSHOT_SECONDS], world)
+                if stop:
+                    break
+                x0, mask, k = draw_shard(data, pool, data_gen, batch, rank, world, steps)
+                trainers[k].iteration = it  # the trainers share one count (warm-up, learning-rate schedule)
+                out = trainers[k].step(x0.to(device), mask.to(device), noise_gen)
+                values = all_mean([out[m] for m in METRICS], world)
+                what = diverged(values)
+                if what:
+                    raise TrainingDiverged(
+                        f"train_aid: training diverged at iteration {it + 1} ({what} not finite); nothing of it "
+                        f"was saved: {run_dir} keeps its last good snapshot (iteration {saved_it}). Resume from it "
+                        f"with lower learning rates: run the same command again with smaller --lr-actor and "
+                        f"--lr-critic (ACConfig.lr_actor, lr_critic; now {cfg.lr_actor:g} and {cfg.lr_critic:g}), "
+                        "e.g. ten times smaller.")
+                it += 1
+                window.add(values)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({name: f"{v:.4g}" for name, v in window.means().items()})
+                if it % log_every == 0 or it == iters:
+                    means = {name: round(v, 6) for name, v in window.means().items()}
+                    log.write(json.dumps({"iter": it, **means, "last_K": k, "seconds": elapsed()}) + "\n")
+                    log.flush()  # one line per write: a kill leaves at most a cut line, which a resume drops
+                    window = RunningMeans()
+                if it % snapshot_every == 0 or due:
+                    snapshot()
+                    t_last = time.time()
+        snapshot()
+    finally:
+        if bar is not None:
+            bar.close()  # before any error is printed: a bar closed later would be drawn again below it
     return trainer.actor
 
 
@@ -306,31 +283,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of a training run (every ACConfig option among them, with its default); run reads them."""
     from aid.edm import DEFAULT_BACKBONE
     p.add_argument("--run-dir", required=True, help="folder for actor.safetensors, state.pt, log.jsonl")
-    p.add_argument("--iters", type=int, required=True)
+    p.add_argument("--iters", type=count(0), required=True)
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="EDM .pkl or .safetensors (default: the bundled one)")
     p.add_argument("--data", default=None, help="training images: a folder or an EDM dataset zip, at the backbone's "
                                                  "resolution and channels (default: Fashion-MNIST's training split)")
     p.add_argument("--mask-kinds", default=",".join(KINDS), help="comma-separated aid.data.masks kinds")
-    p.add_argument("--batch", type=int, default=64, help="global batch, split over the processes")
-    p.add_argument("--steps", default=str(ACConfig.num_steps),
+    p.add_argument("--batch", type=count(1), default=64, help="global batch, split over the processes")
+    p.add_argument("--steps", type=step_counts, default=str(ACConfig.num_steps),
                    help="K, rollout steps; a comma-separated list draws K from it every iteration")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-seconds", type=float, default=None, help="stop this call after so many seconds")
+    p.add_argument("--seed", type=count(0), default=0)
+    p.add_argument("--max-seconds", type=finite_float(0), default=None, help="stop this call after so many seconds")
     p.add_argument("--device", default=None, help="default: the (local) GPU if there is one, else the CPU")
-    p.add_argument("--masks-per-kind", type=int, default=1000)
-    p.add_argument("--snapshot-every", type=int, default=500)
+    p.add_argument("--masks-per-kind", type=count(1), default=1000)
+    p.add_argument("--snapshot-every", type=count(1), default=500)
     p.add_argument("--keep-snapshots", action="store_true",
                    help="also keep each snapshot's actor as actor_ITER.safetensors (to choose one on validation)")
     p.add_argument("--init-actor", default=None, help="warm start: an actor.safetensors to start the actor from")
     p.add_argument("--init-critic", default=None, help="warm start: another run's state.pt to start the critic from")
     p.add_argument("--actor-trainable", default=None, metavar="PREFIX",
                    help="train only the actor's parameters whose names start with PREFIX (e.g. step_embed)")
-    p.add_argument("--actor", default="{}", help="GuidanceModule keyword arguments as JSON, e.g. '{\"width\": 32}'")
-    p.add_argument("--critic", default="{}", help="Critic keyword arguments as JSON")
-    for f in AC_OPTIONS:  # every ACConfig option, with its default
+    p.add_argument("--actor", type=json_object, default="{}",
+                   help="GuidanceModule keyword arguments as JSON, e.g. '{\"width\": 32}'")
+    p.add_argument("--critic", type=json_object, default="{}", help="Critic keyword arguments as JSON")
+    for f in AC_OPTIONS:  # every ACConfig option, with its default (numbers finite; ranges: check_config)
         kind = type(f.default)
         p.add_argument("--" + f.name.replace("_", "-"), default=f.default, help=f"ACConfig.{f.name} ({f.default})",
-                       **({"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind}))
+                       **({"action": argparse.BooleanOptionalAction} if kind is bool
+                          else {"type": finite_float() if kind is float else kind}))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -344,13 +323,15 @@ def run(a: argparse.Namespace) -> None:
     and the data, train_aid, and leave the process group when every rank is done."""
     from aid.data.datasets import fashion_mnist, image_dataset
     from aid.edm import load
+    steps = a.steps
+    cfg = ACConfig(num_steps=steps[0], **{f.name: getattr(a, f.name) for f in AC_OPTIONS})
+    check_config(cfg)  # before any loading
+    writable_dir(a.run_dir, "--run-dir")
     device = init_distributed(a.device)
     backbone = load(a.backbone, device)
     data, _ = image_dataset(a.data) if a.data else fashion_mnist("train", backbone.img_resolution)
-    steps = [int(k) for k in a.steps.split(",")]
-    cfg = ACConfig(num_steps=steps[0], **{f.name: getattr(a, f.name) for f in AC_OPTIONS})
-    actor = train_aid(backbone, data, a.run_dir, cfg=cfg, actor_kwargs=json.loads(a.actor),
-                      critic_kwargs=json.loads(a.critic), mask_kinds=a.mask_kinds.split(","), iters=a.iters,
+    actor = train_aid(backbone, data, a.run_dir, cfg=cfg, actor_kwargs=a.actor,
+                      critic_kwargs=a.critic, mask_kinds=a.mask_kinds.split(","), iters=a.iters,
                       batch=a.batch, seed=a.seed, max_seconds=a.max_seconds, snapshot_every=a.snapshot_every,
                       masks_per_kind=a.masks_per_kind, num_steps_choices=steps if len(steps) > 1 else None,
                       init_actor=a.init_actor, init_critic=a.init_critic, actor_trainable=a.actor_trainable,

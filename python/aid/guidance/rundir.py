@@ -1,0 +1,157 @@
+"""The run folder of aid.guidance.train: RUN/state.pt (everything an exact resume needs), RUN/actor.safetensors
+(the module that ships) and RUN/log.jsonl.
+
+- The setup a run was started with (configurations, mask kinds, batch, seed, ...) is recorded in state.pt and a
+  resume with another one is refused, the differences listed; only the learning rates may change (RESUMABLE), so
+  that a diverged run goes on from its last snapshot with lower rates.
+- Fingerprints of what the run trains on (the backbone's weights, the data, the mask pool) are recorded beside
+  the setup and checked on every resume, naming the mismatch: the setup alone holds only the backbone's class
+  and size. A state.pt from before fingerprints resumes, with a note, and records them from then on.
+- Snapshots are written atomically (temp file + rename), and only of finite states: a diverged step raises
+  TrainingDiverged before anything is written, so the last good snapshot stays.
+- On resume the log is trimmed to the snapshot's iteration, so that iterations redone after a kill are logged
+  once (a line cut short by the kill goes too).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import torch
+import torch.distributed as dist
+
+from aid.core.checkpoint import atomic_write, save_module, tensors_fingerprint
+from aid.core.nn import n_params
+
+RESUMABLE = ("cfg.lr_actor", "cfg.lr_critic")  # setup keys a resume may change: lower rates after a divergence
+FINGERPRINTS = {"backbone": "another backbone (its weights differ: the setup records only the class and size)",
+                "data": "another data set", "masks": "other masks (the mask pool differs)"}
+
+
+class TrainingDiverged(FloatingPointError):
+    """A training step gave non-finite losses or weights; nothing of it was saved."""
+
+
+def fingerprints(backbone, data: torch.Tensor, pool: torch.Tensor) -> dict:
+    """SHA-256 fingerprints of the backbone's weights (parameters and buffers), the data and the mask pool."""
+    return {"backbone": tensors_fingerprint(backbone.state_dict()), "data": tensors_fingerprint({"data": data}),
+            "masks": tensors_fingerprint({"masks": pool})}
+
+
+def all_finite(*modules: torch.nn.Module) -> bool:
+    """Every parameter of the modules is finite (one read-back for all of them)."""
+    flags = [torch.isfinite(p).all() for m in modules for p in m.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, old value, new value) for every leaf where two nested dicts differ."""
+    out = []
+    for k in sorted(old.keys() | new.keys()):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append((prefix + k, a, b))
+    return out
+
+
+def described(old: dict, new: dict) -> str:
+    """differences(old, new) as one readable line, "key: old there, new here; ..." (old: the file's)."""
+    return "; ".join(f"{k}: {o!r} there, {n!r} here" for k, o, n in differences(old, new))
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def resume(state_path: str, setup: dict, prints: dict, trainer, data_gen, noise_gen, rank: int, world: int):
+    """Rank 0 reads state.pt (if any) and hands it to every rank; checks the setup and the fingerprints against
+    it, restores the trainer and the generators and applies changed learning rates; returns (iteration,
+    seconds). Every rank raises alike on a mismatch."""
+    box = [torch.load(state_path, map_location="cpu", weights_only=True)
+           if rank == 0 and os.path.exists(state_path) else None]
+    if world > 1:
+        dist.broadcast_object_list(box, src=0)
+    s = box[0]
+    if s is None:
+        return 0, 0.0
+    run_dir = os.path.dirname(state_path)
+    changed = differences(s["setup"], setup)
+    refused = [d for d in changed if d[0] not in RESUMABLE]
+    if refused:
+        raise ValueError(f"train_aid: {run_dir} holds a run with another setup "
+                         f"({'; '.join(f'{k}: {o!r} there, {n!r} here' for k, o, n in refused)}); "
+                         f"refusing to resume it; use another run_dir")
+    recorded = s.get("fingerprints")
+    if recorded is None:
+        if rank == 0:
+            _note(f"train_aid: {run_dir} predates fingerprints; resuming it unchecked, and recording those of its "
+                  "backbone, data and masks from now on")
+    else:
+        for name, what in FINGERPRINTS.items():
+            if name in recorded and recorded[name] != prints[name]:
+                raise ValueError(f"train_aid: {run_dir} was started on {what}: {name} fingerprint "
+                                 f"{recorded[name][:12]}… there, {prints[name][:12]}… here; refusing to resume it; "
+                                 f"use the {name} it was started with, or another run_dir")
+    trainer.load_state_dict(s["trainer"])
+    if changed:  # the learning rates only (RESUMABLE): the optimizers restored the old ones
+        for opt, lr in ((trainer.opt_actor, trainer.cfg.lr_actor), (trainer.opt_critic, trainer.cfg.lr_critic)):
+            for group in opt.param_groups:
+                group["lr"] = lr  # cfg.lr_decay_iters > 0: set_learning_rates rescales it every step
+        if rank == 0:
+            _note(f"train_aid: resuming {run_dir} at iteration {s['iter']} with "
+                  + ", ".join(f"{k.split('.')[-1]} {n:g} (was {o:g})" for k, o, n in changed))
+    data_gen.set_state(s["data_gen"])
+    noise_gen.set_state(s["noise_gens"][rank])
+    return s["iter"], s["seconds"]
+
+
+def trim_log(path: str, it: int) -> None:
+    """Keep the lines of log.jsonl up to iteration it (those of the snapshot a run resumes from); a line that does
+    not parse (cut short by a kill) goes too. Rewritten atomically, only when something goes."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = f.read().splitlines(keepends=True)
+    keep = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("iter"), int) and entry["iter"] <= it:
+            keep.append(line if line.endswith("\n") else line + "\n")
+    if keep != lines:
+        def write(tmp: str) -> None:
+            with open(tmp, "w") as f:
+                f.writelines(keep)
+        atomic_write(path, write)
+
+
+def save_snapshot(run_dir: str, trainer, data_gen, noise_gen, it: int, seconds: float, setup: dict, prints: dict,
+                  rank: int, world: int, keep: bool = False) -> None:
+    """Gather every rank's noise-generator state; rank 0 writes actor.safetensors and state.pt atomically
+    (and, when keep, a copy actor_ITER.safetensors for choosing a snapshot later)."""
+    noise_states = [noise_gen.get_state()]
+    if world > 1:
+        noise_states = [None] * world
+        dist.all_gather_object(noise_states, noise_gen.get_state())
+    if rank != 0:
+        return
+    actor, n_backbone = trainer.actor, setup["backbone"]["params"]
+    extra = dict(iterations=it, images=it * setup["batch"], seconds=seconds, ac_config=setup["cfg"],
+                 num_steps_choices=setup["num_steps_choices"], mask_kinds=setup["mask_kinds"],
+                 actor_params=n_params(actor), backbone_params=n_backbone,
+                 param_ratio=n_params(actor) / n_backbone if n_backbone else None,  # None: a parameter-free oracle
+                 critic=setup["critic"], world_size=world, fingerprints=prints)
+    actor_path = os.path.join(run_dir, "actor.safetensors")
+    save_module(actor, actor_path, "GuidanceModule", actor.config, extra)
+    if keep:
+        atomic_write(os.path.join(run_dir, f"actor_{it:06d}.safetensors"),
+                     lambda tmp: shutil.copyfile(actor_path, tmp))
+    state = dict(trainer={**trainer.state_dict(), "iteration": it}, data_gen=data_gen.get_state(),
+                 noise_gens=noise_states, iter=it, seconds=seconds, setup=setup, fingerprints=prints)
+    atomic_write(os.path.join(run_dir, "state.pt"), lambda tmp: torch.save(state, tmp))
