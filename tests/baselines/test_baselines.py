@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aid.baselines import METHODS, repaint_nfe, repaint_schedule
-from aid.eval.oracle import GaussianDenoiser, moments, random_covariance
+from aid.eval.oracle import moments
 
 SHAPE = (1, 4, 4)
 SETTINGS = {"paste": dict(num_steps=18), "replacement": dict(num_steps=18), "ddnm": dict(num_steps=20),
@@ -19,14 +19,9 @@ METHOD_PARAMS = [pytest.param(name, marks=pytest.mark.skip(reason=f"{name}: {AMO
 
 
 @pytest.fixture(scope="module")
-def problem():
-    """A strongly correlated 16-d Gaussian, one observed image, the left half known."""
-    cov = random_covariance(16, seed=4, decay=2.0)
-    net = GaussianDenoiser(torch.zeros(16, dtype=torch.float64), cov, SHAPE)
-    g = torch.Generator().manual_seed(0)
-    y = (torch.linalg.cholesky(cov) @ torch.randn(16, dtype=torch.float64, generator=g)).reshape(SHAPE).float()
-    mask = torch.zeros(1, 1, 4, 4)
-    mask[..., :2] = 1
+def problem(oracle):
+    """The oracle (conftest.py) with the exact posterior mean of its hole."""
+    net, y, mask = oracle
     mean, _ = net.posterior(mask[0], y)
     return net, y, mask, mean
 

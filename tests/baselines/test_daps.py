@@ -13,27 +13,11 @@ from aid.baselines import METHODS, daps
 from aid.baselines.daps import langevin
 from aid.core.common import generators, randn_per_sample
 from aid.data.masks import masks
-from aid.edm import EDMPrecond
-from aid.eval.oracle import GaussianDenoiser, moments, random_covariance
+from aid.eval.oracle import moments
 
 SHAPE = (1, 4, 4)
 
 
-def tiny_edm():
-    torch.manual_seed(0)
-    return EDMPrecond(16, 1, model_channels=16, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[8]).eval()
-
-
-@pytest.fixture(scope="module")
-def oracle():
-    """The 16-d Gaussian of tests/baselines/test_baselines.py: one observed image, the left half known."""
-    cov = random_covariance(16, seed=4, decay=2.0)
-    net = GaussianDenoiser(torch.zeros(16, dtype=torch.float64), cov, SHAPE)
-    g = torch.Generator().manual_seed(0)
-    y = (torch.linalg.cholesky(cov) @ torch.randn(16, dtype=torch.float64, generator=g)).reshape(SHAPE).float()
-    mask = torch.zeros(1, 1, 4, 4)
-    mask[..., :2] = 1
-    return net, mask * y, mask
 
 
 def poly7(s_max, s_min, n):
@@ -70,8 +54,8 @@ def public_daps(net, y, mask, seeds, A, S, K, lr=5e-5, lr_min_ratio=0.01, tau=0.
 
 
 @pytest.mark.parametrize("num_steps, ode_steps", [(1, 1), (2, 3), (3, 2)])
-def test_shapes_known_pixels_seeds_and_cost(num_steps, ode_steps):
-    net = tiny_edm()
+def test_shapes_known_pixels_seeds_and_cost(tiny_edm, num_steps, ode_steps):
+    net = tiny_edm
     g = torch.Generator().manual_seed(3)
     y, mask = torch.rand(3, 1, 16, 16, generator=g) * 2 - 1, masks("random_box", 3, 16)
     kw = dict(num_steps=num_steps, ode_steps=ode_steps)

@@ -13,15 +13,10 @@ from aid.baselines.deft import HTransform, deft, deft_loss, train_deft
 from aid.core.checkpoint import read_metadata, save_module
 from aid.core.nn import n_params
 from aid.data.masks import masks
-from aid.edm import EDMPrecond, edm_sigmas, sample
+from aid.edm import edm_sigmas, sample
 from aid.eval.oracle import GaussianDenoiser, moments, random_covariance
 
 SHAPE = (1, 8, 8)
-
-
-def tiny_edm():
-    torch.manual_seed(0)
-    return EDMPrecond(16, 1, model_channels=16, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[8]).eval()
 
 
 def random_h(channels=1, **kw):
@@ -65,8 +60,8 @@ def test_h_starts_at_zero_is_small_and_trainable():
     assert 10_000 < n_params(h) < 100_000  # a few tens of thousands, like AID's guidance module
 
 
-def test_zero_h_is_exactly_the_unconditional_sampler_then_paste():
-    net, h = tiny_edm(), HTransform(1)
+def test_zero_h_is_exactly_the_unconditional_sampler_then_paste(tiny_edm):
+    net, h = tiny_edm, HTransform(1)
     y, mask = inputs(3)
     x, report = deft(net, y, mask, [5, 6, 7], num_steps=6, h=h)
     assert torch.equal(x, paste(net, y, mask, [5, 6, 7], num_steps=6)[0])
@@ -76,8 +71,8 @@ def test_zero_h_is_exactly_the_unconditional_sampler_then_paste():
     assert torch.equal(x, mask * y + (1 - mask) * unconditional) and report["nfe"] == 7
 
 
-def test_sampling_uses_D_minus_sigma_h_with_seeds_and_pasted_known_pixels():
-    net, h = tiny_edm(), random_h()
+def test_sampling_uses_D_minus_sigma_h_with_seeds_and_pasted_known_pixels(tiny_edm):
+    net, h = tiny_edm, random_h()
     y, mask = inputs(4)
     x, _ = deft(net, y, mask, [0, 1, 2, 3], num_steps=5, h=h)
     assert x.shape == y.shape and torch.equal(mask * x, mask * y)
@@ -96,8 +91,8 @@ def test_sampling_uses_D_minus_sigma_h_with_seeds_and_pasted_known_pixels():
     torch.testing.assert_close(x, mask * y + (1 - mask) * xi, rtol=1e-5, atol=1e-5)
 
 
-def test_bad_inputs(tmp_path):
-    net = tiny_edm()
+def test_bad_inputs(tiny_edm, tmp_path):
+    net = tiny_edm
     y, mask = inputs(2)
     with pytest.raises(ValueError, match="python -m aid.baselines.deft"):
         deft(net, y, mask, [0, 1])
@@ -124,8 +119,8 @@ def test_bad_inputs(tmp_path):
                    progress=False)
 
 
-def test_backbone_is_frozen_and_never_differentiated(tmp_path):
-    net = tiny_edm().train()  # trainable, as a caller might hand it over
+def test_backbone_is_frozen_and_never_differentiated(tiny_edm, tmp_path):
+    net = tiny_edm.train()  # trainable, as a caller might hand it over
     before = {k: v.clone() for k, v in net.state_dict().items()}
     spy = Spy(net)
     train_deft(spy, torch.rand(16, 1, 16, 16) * 2 - 1, str(tmp_path), mask_kinds=["center_box", "pixels70"],
