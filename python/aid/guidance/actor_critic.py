@@ -104,7 +104,7 @@ def psi(x, x0, mask, cfg: "ACConfig") -> torch.Tensor:
 
 
 def projects(actor) -> bool:
-    """Whether the actor is trained and deployed with the known pixels projected after every step."""
+    """Whether the actor is trained with the known pixels projected after every step (sample_aid's default)."""
     return bool(getattr(actor, "project", False))
 
 

@@ -51,10 +51,10 @@ class GuidanceModule(nn.Module):
                  sigma_data: float = 0.5,      # The backbone's σ_data (for c_in).
                  step_aware: bool = False,     # Also embed the step, ln(Δr/σ) (needs sigma_next): one module
                                                # for several K sees which grid it is on (step_fraction).
-                 project: bool = False):       # The dynamics it is trained and deployed with: the known pixels
-                                               # projected (y noised to σ_{k+1}) after every step, not only
-                                               # pasted at the end. Not read by forward; the trainer and
-                                               # sample_aid read it, so a module carries its own sampler.
+                 project: bool = False):       # Trained with the known pixels projected (y noised to
+                                               # σ_{k+1}) after every step, as sample_aid deploys by default,
+                                               # not only pasted at the end. Not read by forward; the trainer
+                                               # reads it (aid.guidance.actor_critic.projects).
         super().__init__()
         if output_scaling not in ("none", "inv_sigma"):
             raise ValueError(f"GuidanceModule: output_scaling must be 'none' or 'inv_sigma', got {output_scaling!r}")
