@@ -2,8 +2,7 @@
 process group torchrun describes (init_distributed, also used by the benchmark, aid.bench.run) and gradients
 averaged before every optimizer step. The collectives that do not depend on training (this process's rank, numbers
 averaged over the ranks, decisions that every rank takes alike, objects broadcast or gathered) are in
-aid.core.distributed; rank_and_world, all_mean and any_rank are imported here for the trainer's imports. In one
-process (no process group) rank_and_world is (0, 1) and all_mean and any_rank return their input."""
+aid.core.distributed."""
 from __future__ import annotations
 
 import os
@@ -11,9 +10,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from aid.core.distributed import all_mean, any_rank, rank_and_world
-
-__all__ = ["all_mean", "any_rank", "average_gradients", "init_distributed", "rank_and_world"]
+__all__ = ["average_gradients", "init_distributed"]
 
 
 def average_gradients(opt: torch.optim.Optimizer, world: int) -> None:

@@ -41,10 +41,11 @@ from safetensors.torch import load_file
 from aid.core.argtypes import count, finite_float, json_object, step_counts
 from aid.core.checkpoint import read_metadata, sha256_of, writable_dir
 from aid.core.common import device_of
+from aid.core.distributed import all_mean, any_rank, rank_and_world
 from aid.core.nn import n_params
 from aid.data.masks import KINDS, mask_pool
 from aid.guidance.actor_critic import ACConfig, AIDTrainer, check_config
-from aid.guidance.distributed import all_mean, any_rank, average_gradients, init_distributed, rank_and_world
+from aid.guidance.distributed import average_gradients, init_distributed
 from aid.guidance.networks import Critic, GuidanceModule
 from aid.guidance.rundir import TrainingDiverged, all_finite, described, fingerprints, resume, save_snapshot, trim_log
 
