@@ -112,6 +112,7 @@ class LatentProblem:
     def __init__(self, denoiser, codec, labels: torch.Tensor | None = None):
         self.denoiser, self.codec, self.labels = denoiser, codec, labels
         self.setup = dict(space="latent", encoding="mean", vae_factor=codec.factor,
+                          guidance_weight=denoiser.guidance,  # the setup's backbone fingerprint holds net and guide
                           class_labels=None if labels is None else "per image")
 
     def image_shape(self, backbone) -> tuple[int, int, int]:
