@@ -22,7 +22,7 @@ from aid.data.masks import mask_from_png, masks
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.edm2.options import labels_for
 from aid.guidance.sample import DEFAULT_GUIDANCE
-from aid.latent import LATENT_AID, latent_sampler, load_latent
+from aid.latent import latent_method, load_latent
 from aid.methods import load_sampler, training_settings
 
 MANY_STEPS = 1000  # --steps above this gets a warning: every method's default is at most a few hundred
@@ -120,7 +120,7 @@ def sampler(net, method: str = "aid", *, backbone: str | None = None, guidance: 
     path = (guidance or default_guidance(backbone)) if method == "aid" else guidance
     fn = load_sampler(method, net, path)
     if codec is not None:
-        fn = latent_sampler(fn, codec, labels, **(LATENT_AID if method == "aid" else {}))
+        fn = latent_method(method, fn, codec, labels)
     if method == "aid":
         trained_steps, trained_solver = training_settings(path)
         kwargs = dict(num_steps=steps or trained_steps, solver=solver or trained_solver,

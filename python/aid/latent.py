@@ -164,6 +164,11 @@ def latent_sampler(fn, codec, labels=None, **fixed):
     return functools.update_wrapper(run, fn)
 
 
+def latent_method(method: str, fn, codec, labels=None):
+    """latent_sampler of aid.methods.load_sampler(method, ...)'s fn, AID in its latent form (LATENT_AID)."""
+    return latent_sampler(fn, codec, labels, **(LATENT_AID if method == "aid" else {}))
+
+
 def sample_latent_aid(backbone, codec, actor, images, mask, seeds, **sample_kwargs):
     """Inpaint pixel images with AID in latent space: y_lat, m_lat from the known pixels, aid.sample_aid
     on the latents (LATENT_AID: no latent paste), decode, paste the known pixels. Returns (x [B, 3, H, W], report)."""
