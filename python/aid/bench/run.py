@@ -108,7 +108,7 @@ def prepare(s: Settings, device: torch.device | None = None):
     if isinstance(s, latent_bench.LatentSettings):
         net, gt, wrap = latent_bench.prepare(s, device)
     else:
-        net, gt, wrap = prepare_pixels(s, device), lambda name, fn: fn
+        (net, gt), wrap = prepare_pixels(s, device), lambda name, fn: fn
     try:
         methods, skipped = samplers(s.methods, net, deft=s.deft, aid=s.aid)
     except FileNotFoundError as e:  # Fashion-MNIST, or the module of --deft or --aid
