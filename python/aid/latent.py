@@ -23,12 +23,14 @@ import time
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 import aid_ext
 from aid.baselines import METHODS
 from aid.baselines.guided import gradient_guided
 from aid.core.checkpoint import tensors_fingerprint
 from aid.core.common import known_part
+from aid.core.distributed import rank_and_world
 from aid.edm2.options import bind_labels, labels_for, load_denoiser
 from aid.edm2.vae import LatentCodec, load_vae
 from aid.eval.metrics import psnr, ssim
@@ -100,17 +102,20 @@ def training_problem(a, device) -> tuple:
                          "at 8× the EDM2 net's latent resolution (512×512 for img512 nets)")
     D, codec = load_latent(a.backbone, a.vae, a.guide, a.guidance_weight, device)
     data, data_labels = image_dataset(a.data)
-    return D, data, LatentProblem(D, codec, labels_for(a.class_labels, D.label_dim, data_labels, len(data), "--data"))
+    labels = labels_for(a.class_labels, D.label_dim, data_labels, len(data), "--data")
+    return D, data, LatentProblem(D, codec, data, labels)
 
 
 class LatentProblem:
     """aid.guidance.train's problem (see its PixelProblem) in EDM2's latent space: the data and the masks are
-    pixels; each iteration encodes this rank's rows (encode_problem, the posterior mean) and binds their class
-    labels (labels [N], one per data row, or None) to the Denoiser. Encoded on the fly: y_lat depends on the
-    mask drawn with the image, so it cannot be cached (docs/edm2-latent.md measures the cost)."""
+    pixels; each iteration maps this rank's rows to encode_problem's (x0_lat, m_lat, y_lat) (the posterior mean)
+    and binds their class labels (labels [N], one per data row, or None) to the Denoiser. x0_lat = E(x) is
+    encoded once for all of data at the start (encode_data); y_lat = E(m⊙x) on the fly, since it depends on the
+    mask drawn with the image (docs/edm2-latent.md measures both costs)."""
 
-    def __init__(self, denoiser, codec, labels: torch.Tensor | None = None):
+    def __init__(self, denoiser, codec, data: torch.Tensor, labels: torch.Tensor | None = None, progress=True):
         self.denoiser, self.codec, self.labels = denoiser, codec, labels
+        self.x0_lat = encode_data(codec, data, progress and rank_and_world()[0] == 0)
         self.setup = dict(space="latent", encoding="mean", vae_factor=codec.factor,
                           guidance_weight=denoiser.guidance,  # the setup's backbone fingerprint holds net and guide
                           class_labels=None if labels is None else "per image")
@@ -132,8 +137,18 @@ class LatentProblem:
     def __call__(self, idx, images, mask, generator):
         if self.labels is not None:
             bind_labels(self.denoiser, self.labels[idx], images.device)
-        x0_lat, m_lat, y_lat = encode_problem(self.codec, images, mask)
-        return x0_lat, m_lat, y_lat
+        y_lat, m_lat = encode_known(self.codec, images, mask)
+        return self.x0_lat[idx.to(self.x0_lat.device)], m_lat, y_lat
+
+
+@torch.no_grad()
+def encode_data(codec, data: torch.Tensor, progress: bool = False) -> torch.Tensor:
+    """E(x), the posterior mean, of every image of data [N, 3, H, W], on the VAE's device: in the same chunks of
+    codec.batch_size on every start and every process, so that resumes and torchrun runs stay exact."""
+    device = next(codec.vae.parameters()).device
+    chunks = tqdm(data.split(codec.batch_size), desc="encoding the training images", unit="chunk",
+                  disable=not progress, dynamic_ncols=True)
+    return torch.cat([codec.encode(x.to(device), "mean") for x in chunks])
 
 
 def paste_pixels(x, images, mask) -> torch.Tensor:

@@ -203,7 +203,7 @@ def _latent_problem(files: dict) -> tuple:
     from aid.latent import LatentProblem, load_latent
     D, codec = load_latent(files["cond"], files["vae"], files["guide"], 2.0)
     data, labels = image_dataset(files["images"])
-    return D, data, LatentProblem(D, codec, labels)
+    return D, data, LatentProblem(D, codec, data, labels, progress=False)
 
 
 def _latent_worker(rank: int, world: int, store: str, run_dir: str, files: dict):
