@@ -147,9 +147,22 @@ def test_inpaint_an_unconditional_net_from_image_files(latent_files, tmp_path, c
     assert cli.main(["inpaint", *files, "--mask-kind", "half_right", "--out", str(tmp_path / "o"), "--method",
                      "replacement", "--steps", "2", *edm2_flags(latent_files, conditional=False)]) == 0
     assert sorted(os.listdir(tmp_path / "o")) == ["0.png", "1.png"]
-    flags = edm2_flags(latent_files)  # image files carry no labels
+    flags = edm2_flags(latent_files)  # image files carry no labels: one class for all, or none is an error
     assert cli.main(["inpaint", *files, "--mask-kind", "half_right", "--out", str(tmp_path / "c"), *flags]) == 1
     assert "--class-labels data: IMAGES has no labels" in capsys.readouterr().err
+    for label in ("7", "2"):
+        flags[-1] = label
+        assert cli.main(["inpaint", *files, "--mask-kind", "half_right", "--out", str(tmp_path / label), "--method",
+                         "replacement", "--steps", "2", *flags]) == 0
+    assert (tmp_path / "7" / "0.png").read_bytes() != (tmp_path / "2" / "0.png").read_bytes()  # the label is used
+
+
+def test_train_an_unconditional_net_without_a_guide(latent_files, tmp_path):
+    assert cli.main(["train", "--run-dir", str(tmp_path / "u"), "--iters", "1", "--data", latent_files["images"],
+                     "--steps", "2", *edm2_flags(latent_files, conditional=False), *SMALL]) == 0
+    _, _, extra = read_metadata(str(tmp_path / "u" / "actor.safetensors"))
+    assert extra["problem"]["class_labels"] is None and extra["problem"]["guidance_weight"] == 1.0
+    assert "labels" not in extra["fingerprints"] and extra["iterations"] == 1
 
 
 def test_inpaint_refuses_a_pixel_module_and_edm2_flags_without_vae(trained, latent_files, tmp_path, capsys):
