@@ -134,6 +134,7 @@ class LatentProblem:
         labels = {} if self.labels is None else {"labels": tensors_fingerprint({"labels": self.labels})}
         return {"vae": tensors_fingerprint(self.codec.vae.state_dict()), **labels}
 
+    @torch.no_grad()
     def __call__(self, idx, images, mask, generator):
         if self.labels is not None:
             bind_labels(self.denoiser, self.labels[idx], images.device)
