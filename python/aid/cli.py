@@ -24,6 +24,7 @@ from aid.edm import check_device
 from aid.edm import train as edm_train
 from aid.edm2 import options as edm2_options
 from aid.guidance import train as train_aid
+from aid.methods import NAMES, base_method
 
 DEMO_MASKS = ["center_box", "random_box", "pixels70", "half_bottom", "lama_medium"]  # one per mask family
 DEMO_METHODS = ["paste", "replacement", "ddnm", "dps", "aid"]
@@ -40,11 +41,6 @@ class Parser(argparse.ArgumentParser):
 class UsageError(Exception):
     """Flags that parse but do not go together (found by a run(args)): reported as a usage error, like argparse's
     own (`aid SUBCOMMAND: error: ...`, exit status 2)."""
-
-
-def method_names() -> list[str]:
-    from aid.baselines import METHODS
-    return ["aid"] + list(METHODS)
 
 
 def no_arguments(p: argparse.ArgumentParser) -> None:
@@ -98,8 +94,8 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-images", type=int, default=12, help="held-out test images per mask type [12]")
     p.add_argument("--masks", nargs="+", default=DEMO_MASKS, choices=KINDS, metavar="KIND",
                    help=f"mask types [{' '.join(DEMO_MASKS)}], from {', '.join(KINDS)}")
-    p.add_argument("--methods", nargs="+", default=DEMO_METHODS, choices=method_names(), metavar="METHOD",
-                   help=f"[{' '.join(DEMO_METHODS)}], from {', '.join(method_names())}")
+    p.add_argument("--methods", nargs="+", default=DEMO_METHODS, choices=NAMES, metavar="METHOD",
+                   help=f"[{' '.join(DEMO_METHODS)}], from {', '.join(NAMES)}")
     p.add_argument("--nfe", nargs="+", type=int, default=[5, 9, 19], help="target costs, NFE + VJP per image [5 9 19]")
     p.add_argument("--guidance", help="AID's guidance module [the bundled one]; without one AID is reported skipped")
     p.add_argument("--batch", type=int, help="images per sampler call [all of them]")
@@ -115,9 +111,11 @@ def run_demo(a) -> None:
     if a.guidance and not os.path.isfile(a.guidance):
         raise FileNotFoundError(f"--guidance: no such file: {a.guidance}")
     guidance = a.guidance or (sample.DEFAULT_GUIDANCE if os.path.exists(sample.DEFAULT_GUIDANCE) else None)
-    if "aid" in methods and guidance is None:
-        methods.remove("aid")
-        skipped["aid"] = f"{NO_BUNDLED_GUIDANCE} ({sample.DEFAULT_GUIDANCE}); pass --guidance PATH from `aid train`"
+    uses_aid = [m for m in methods if base_method(m) == "aid"]  # aid and its variants
+    if uses_aid and guidance is None:
+        for m in uses_aid:
+            methods.remove(m)
+            skipped[m] = f"{NO_BUNDLED_GUIDANCE} ({sample.DEFAULT_GUIDANCE}); pass --guidance PATH from `aid train`"
     if not methods:
         raise ValueError("--methods: nothing to run")
     if a.num_images < 2 or min(a.nfe) < 1 or a.examples < 0 or (a.batch is not None and a.batch < 1):
@@ -126,7 +124,7 @@ def run_demo(a) -> None:
     settings = Settings(out=a.out, methods=methods, masks=a.masks, nfe=a.nfe, images=a.num_images,
                         batch=a.batch or a.num_images, no_default_nfe=True, examples=a.examples,
                         example_nfe=sorted(a.nfe)[len(a.nfe) // 2],  # the median target
-                        device=str(check_device(a.device)), resume=True, aid=guidance if "aid" in methods else None)
+                        device=str(check_device(a.device)), resume=True, aid=guidance if uses_aid else None)
     bench.benchmark(settings, skipped_methods=skipped)
     print(f"\nThe demo's results are in {a.out}: examples.png (the comparison grid), results.md and results.json "
           "(the metrics), quality_vs_nfe.png and quality_vs_seconds.png (speed against quality).")
@@ -141,8 +139,8 @@ def add_inpaint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-seed", type=int, default=0, help="seed of --mask-kind [0]")
     p.add_argument("--hole-white", action="store_true", help="mask files are white = hole (LaMa's convention)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--method", default="aid", choices=method_names(), metavar="METHOD",
-                   help=f"[aid], from {', '.join(method_names())}")
+    p.add_argument("--method", default="aid", choices=NAMES, metavar="METHOD",
+                   help=f"[aid], from {', '.join(NAMES)}")
     p.add_argument("--backbone", help="official EDM .pkl or aid .safetensors [the bundled Fashion-MNIST backbone]")
     p.add_argument("--guidance", help="trained module of aid (actor.safetensors from `aid train`) or deft "
                    "(h.safetensors) [aid: the bundled one]")

@@ -23,7 +23,7 @@ from aid.edm import DEFAULT_BACKBONE, load
 from aid.edm2.options import labels_for
 from aid.guidance.sample import DEFAULT_GUIDANCE
 from aid.latent import latent_method, load_latent
-from aid.methods import load_sampler, training_settings
+from aid.methods import base_method, load_sampler, training_settings
 
 MANY_STEPS = 1000  # --steps above this gets a warning: every method's default is at most a few hundred
 GRID = "grid.png"
@@ -100,28 +100,30 @@ def sampler(net, method: str = "aid", *, backbone: str | None = None, guidance: 
     """sample(y, mask, seeds) -> (x, report) for method on net, with its trained module guidance (aid and deft),
     steps, solver (aid and deft) and guidance_scale (aid); None takes the default: AID's module is the bundled one
     when net is the bundled backbone (backbone None; else net's file), its steps and solver those of its training
-    (training_settings); a baseline's num_steps is its own. With codec (an aid.edm2.vae.LatentCodec) the method
-    runs on net's latents of the pixel images (aid.latent.latent_sampler; labels(seeds): the class indices)."""
-    if solver and method not in ("aid", "deft"):
+    (training_settings); a baseline's num_steps is its own. A variant (aid.methods.VARIANTS, e.g. aid_paste)
+    takes its method's options. With codec (an aid.edm2.vae.LatentCodec) the method runs on net's latents of the
+    pixel images (aid.latent.latent_method; labels(seeds): the class indices)."""
+    kind = base_method(method)
+    if solver and kind not in ("aid", "deft"):
         raise ValueError(f"--solver: {method} has its own update rule; --solver applies to aid and deft only")
-    if method == "deft" and not guidance:
+    if kind == "deft" and not guidance:
         raise ValueError("--method deft needs --guidance PATH, a DEFT h-transform (h.safetensors from "
                          "`python -m aid.baselines.deft --run-dir RUN --iters N`)")
-    if guidance and method not in ("aid", "deft"):
+    if guidance and kind not in ("aid", "deft"):
         raise ValueError(f"--guidance: {method} uses no trained module; it applies to aid and deft only")
     if steps is not None and steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
-    if guidance_scale is not None and method != "aid":
+    if guidance_scale is not None and kind != "aid":
         raise ValueError(f"--guidance-scale: applies to aid only, not {method}")
     if guidance_scale is not None and not math.isfinite(guidance_scale):
         raise ValueError(f"--guidance-scale must be finite, got {guidance_scale}")
     if guidance_scale is not None and not guidance_scale >= 0:
         raise ValueError(f"--guidance-scale must be >= 0, got {guidance_scale}")
-    path = (guidance or default_guidance(backbone)) if method == "aid" else guidance
+    path = (guidance or default_guidance(backbone)) if kind == "aid" else guidance
     fn = load_sampler(method, net, path)
     if codec is not None:
-        fn = latent_method(method, fn, codec, labels)
-    if method == "aid":
+        fn = latent_method(kind, fn, codec, labels)
+    if kind == "aid":
         trained_steps, trained_solver = training_settings(path)
         kwargs = dict(num_steps=steps or trained_steps, solver=solver or trained_solver,
                       guidance_scale=1.0 if guidance_scale is None else guidance_scale)
@@ -135,7 +137,7 @@ def sampler(net, method: str = "aid", *, backbone: str | None = None, guidance: 
 def likely_causes(method: str, backbone: str | None, module: str | None, guidance_scale: float | None) -> str:
     """What can make method's result non-finite, most likely first: the scale (aid), the trained module, the
     backbone; named by their flags and files."""
-    causes = []
+    causes, method = [], base_method(method)
     if method == "aid" and guidance_scale is not None and guidance_scale > 1:
         causes.append(f"--guidance-scale {guidance_scale:g} (too large: 1 is the trained field)")
     if module:

@@ -169,15 +169,17 @@ def latent_sampler(fn, codec, labels=None, **fixed):
     (y_lat, m_lat) with fixed and kwargs, decode, paste the known pixels. labels(seeds) gives the images' class
     indices, bound to net (an EDM2 Denoiser) for the call; None: net's labels stay as they are. run keeps fn's
     signature for inspect (the benchmark reads the hyperparameters' defaults from it)."""
+    sample = functools.partial(fn, **fixed) if fixed else fn  # its signature shows the fixed values
+
     @torch.no_grad()
     def run(net, y, mask, seeds, **kwargs):
         t0 = time.perf_counter()
         if labels is not None:
             bind_labels(net, labels(seeds), y.device)
         y_lat, m_lat = encode_known(codec, y, mask)
-        z, report = fn(net, y_lat, m_lat, seeds, **fixed, **kwargs)
+        z, report = sample(net, y_lat, m_lat, seeds, **kwargs)
         return _decode_and_paste(codec, z, y, mask, report, t0)
-    return functools.update_wrapper(run, fn)
+    return functools.update_wrapper(run, sample)
 
 
 def latent_method(method: str, fn, codec, labels=None):

@@ -11,20 +11,42 @@ from aid.core.common import device_of
 from aid.guidance.actor_critic import ACConfig
 from aid.guidance.sample import load_actor, sample_aid
 
+# Other settings of a method under their own names, so that a benchmark reports both and never mixes them in one
+# curve: name -> (method, the keyword arguments that differ from its sampler's defaults).
+VARIANTS = {
+    "ding_public": ("ding", dict(eta="square")),  # the public eta_type (ours: eta = 1, tuned on validation)
+    "daps_public": ("daps", dict(ode_steps=5)),  # the public 5 ODE steps per level: DAPS-1K at 200 levels
+    "aid_paste": ("aid", dict(project=False)),  # the paper's form: the known pixels pasted at the end only
+}
+NAMES = [*METHODS, "aid", *VARIANTS]  # every method by name, in the order of the benchmark's tables
+
+
+def base_method(name: str) -> str:
+    """The method a name runs: itself, or a variant's (aid_paste -> aid)."""
+    return VARIANTS[name][0] if name in VARIANTS else name
+
 
 def load_sampler(method: str, net, module: str | None = None):
     """method's sampler, fn(net, y, mask, seeds, num_steps, **hyperparameters) -> (x, report): a baseline of
     aid.baselines, or DEFT or AID with its trained module (module: h.safetensors from train_deft, or
-    actor.safetensors from aid.guidance.train) loaded once onto net's device. AID's has no defaults in its
-    signature: its num_steps and solver should be those of training (training_settings)."""
-    if method == "deft":
-        return partial(deft, h=h_transform(module, net))
-    if method != "aid":
-        return METHODS[method]
-    actor = load_actor(module, device_of(net))
+    actor.safetensors from aid.guidance.train) loaded once onto net's device; a variant (VARIANTS) is its method
+    with other defaults. AID's has no num_steps default: its num_steps and solver should be those of training
+    (training_settings)."""
+    base, settings = VARIANTS.get(method, (method, {}))
+    if base == "deft":
+        fn = partial(deft, h=h_transform(module, net))
+    elif base == "aid":
+        fn = aid_sampler(load_actor(module, device_of(net)))
+    else:
+        fn = METHODS[base]
+    return partial(fn, **settings) if settings else fn
 
-    def aid(net, y, mask, seeds, num_steps, **kwargs):
-        return sample_aid(net, actor, y, mask, seeds, num_steps=num_steps, **kwargs)
+
+def aid_sampler(actor):
+    """AID with a loaded actor, in the signature of the baselines; `project` is in the signature so that a
+    benchmark cell records it (aid.bench.results.hyperparameters)."""
+    def aid(net, y, mask, seeds, num_steps, project=True, **kwargs):
+        return sample_aid(net, actor, y, mask, seeds, num_steps=num_steps, project=project, **kwargs)
     return aid
 
 

@@ -10,8 +10,10 @@ from functools import partial
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from aid.baselines.deft import KIND, HTransform
+from aid.bench import provenance
 from aid.bench import run as sq
 from aid.core.checkpoint import save_module
 from aid.data.masks import masks
@@ -91,6 +93,21 @@ def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, bac
         sq.main(small + ["--out", str(tmp_path / "c"), "--images", "5", "--merge", a])
 
 
+def test_merged_cells_without_examples_get_them_rerun_alone(fmnist, backbone, tmp_path):
+    """A folder merged without examples.safetensors (e.g. one whose examples were not kept): the cells that
+    examples.png shows get their first images rerun, equal to the full run's (image i always has seed i)."""
+    small = tiny(backbone, "--nfe", "2", "--methods", "ddnm", "--examples", "2")
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    sq.main(small + ["--out", a])
+    full = load_file(os.path.join(a, "examples.safetensors"))
+    os.remove(os.path.join(a, "examples.safetensors"))
+    sq.main(small + ["--out", b, "--merge", a])
+    again = load_file(os.path.join(b, "examples.safetensors"))
+    assert set(again) == set(full) == {"center_box/ddnm/2"}
+    torch.testing.assert_close(again["center_box/ddnm/2"], full["center_box/ddnm/2"], rtol=0, atol=1e-5)
+    assert len(json.load(open(os.path.join(b, "results.json")))["cells"]) == 1
+
+
 def test_a_changed_default_is_refused_on_resume_and_merge(fmnist, backbone, tmp_path, monkeypatch):
     small = tiny(backbone, "--nfe", "2", "--methods", "ddnm")
     a = str(tmp_path / "a")
@@ -121,6 +138,9 @@ def test_nfe_to_steps_rule():
     assert [sq.steps_for("dps", t, {}) for t in (5, 9, 19, 35)] == [2, 4, 9, 17]  # cost 2N, ties to the cheaper
     assert [sq.steps_for("repaint", t, rp) for t in (5, 9, 19, 35, 100)] == [5, 9, 10, 10, 11]
     assert sq.cost("repaint", 50, rp) == 410
+    # a variant: its method's rule at its own settings (DAPS-1K: 200 levels × 5 ODE steps)
+    assert sq.cost("daps_public", 200, sq.defaults(sq.load_sampler("daps_public", None))) == 1000
+    assert [sq.steps_for("ding_public", t, {}) for t in (5, 9)] == [3, 5] and sq.cost("aid_paste", 9, {}) == 9
     pts = sq.points("ddnm", sq.METHODS["ddnm"], [5, 9, 100], with_default=True)
     assert pts == [dict(num_steps=5, targets=[5], default=False), dict(num_steps=9, targets=[9], default=False),
                    dict(num_steps=100, targets=[100], default=True)]
@@ -178,24 +198,28 @@ def test_a_missing_module_is_named_not_taken_for_a_missing_backbone(fmnist, tmp_
 
 def test_versions_name_the_checkout_of_this_code_or_none(tmp_path, monkeypatch):
     import subprocess
-    here = os.path.dirname(os.path.abspath(sq.__file__))
+    here = os.path.dirname(os.path.abspath(provenance.__file__))
     head = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    tracked = subprocess.run(["git", "-C", here, "ls-files", "--error-unmatch", sq.__file__], capture_output=True)
+    tracked = subprocess.run(["git", "-C", here, "ls-files", "--error-unmatch", provenance.__file__],
+                             capture_output=True)
     if head and tracked.returncode == 0:  # running from a checkout (an editable install)
-        v = sq.versions()
+        v = provenance.versions()
         assert v["git_commit"] == head and isinstance(v["git_dirty"], bool)
     copy = tmp_path / "site-packages" / "aid" / "speed_quality.py"  # an installed copy, in no checkout
     copy.parent.mkdir(parents=True)
     copy.write_text("")
-    monkeypatch.setattr(sq, "__file__", str(copy))
-    assert sq.versions()["git_commit"] is None and sq.versions()["git_dirty"] is None
+    monkeypatch.setattr(provenance, "__file__", str(copy))
+    assert provenance.versions()["git_commit"] is None and provenance.versions()["git_dirty"] is None
 
 
-def test_amortized_methods_without_a_module_are_skipped_with_the_reason(backbone):
-    run, skipped = sq.samplers(["paste", "deft", "aid"], sq.load(backbone), deft=None, aid=None)
-    assert list(run) == ["paste"] and set(skipped) == {"deft", "aid"}
+def test_amortized_methods_without_a_module_are_skipped_with_the_reason(backbone, capsys):
+    run, skipped = sq.samplers(["paste", "deft", "aid", "aid_paste"], sq.load(backbone), deft=None, aid=None)
+    assert list(run) == ["paste"] and set(skipped) == {"deft", "aid", "aid_paste"}
     assert "no --deft PATH given" in skipped["deft"] and "python -m aid.baselines.deft" in skipped["deft"]
-    assert "no --aid PATH given" in skipped["aid"]
+    assert "no --aid PATH given" in skipped["aid"] and "no --aid PATH given" in skipped["aid_paste"]
+    with pytest.raises(SystemExit):
+        sq.main(["--backbone", backbone, "--out", "unused", "--methods", "aid_paste"])
+    assert "error: --methods aid_paste needs --aid PATH" in capsys.readouterr().err
 
 
 def test_every_method_runs_and_zero_amortized_modules_equal_their_baselines(fmnist, backbone, tmp_path):
@@ -213,7 +237,7 @@ def test_every_method_runs_and_zero_amortized_modules_equal_their_baselines(fmni
     cells = res["cells"]
     assert res["skipped"] == {} and {c["method"] for c in cells.values()} == set(sq.ALL_METHODS)
     assert all(c["fd_fmnist"] == "skipped (2 < 1000 images)" for c in cells.values())
-    for name, same_as in (("deft", "paste"), ("aid", "replacement")):
+    for name, same_as in (("deft", "paste"), ("aid", "replacement"), ("aid_paste", "paste")):
         assert cells[f"center_box/{name}/3"]["hole_psnr"] == cells[f"center_box/{same_as}/3"]["hole_psnr"]
         assert cells[f"center_box/{name}/3"]["nfe"] == 3
 

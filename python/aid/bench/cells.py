@@ -10,13 +10,15 @@ import torch
 from aid.baselines import defaults, repaint_nfe
 from aid.core.common import device_of
 from aid.eval.metrics import boundary_jump, fmnist_distances, hole_mse, psnr, ssim
+from aid.methods import base_method
 
 VJP_PER_STEP = {"dps", "pigdm"}
 RES = 32  # Fashion-MNIST padded to 32×32: the FD_fmnist classifier's input
 
 
 def cost(name: str, num_steps: int, hp: dict) -> int:
-    """NFE + VJP per image of one run, as the method's report counts it."""
+    """NFE + VJP per image of one run, as the method's report counts it (a variant's: its method's)."""
+    name = base_method(name)
     if name == "repaint":
         return repaint_nfe(num_steps, hp["jump_length"], hp["jump_n_sample"])
     if name == "ding":  # two denoiser calls per step, one on the last (x̂ = D(x; σ_{N−1}))

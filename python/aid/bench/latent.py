@@ -23,6 +23,7 @@ from aid.data.datasets import image_dataset
 from aid.edm import DEFAULT_BACKBONE
 from aid.edm2 import options as edm2_options
 from aid.latent import latent_method, load_latent
+from aid.methods import base_method
 
 FD_KEYS = ("fd_fmnist", "kd_fmnist", "kd_fmnist_std")
 
@@ -82,7 +83,7 @@ def prepare(s: LatentSettings, device: torch.device):
     labels = None if index is None else lambda seeds: index[torch.as_tensor(seeds)]  # image i has seed i
 
     def wrap(name: str, fn):
-        return latent_method(name, fn, codec, labels)
+        return latent_method(base_method(name), fn, codec, labels)
     return net, gt, wrap
 
 

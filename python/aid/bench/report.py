@@ -106,16 +106,28 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shown_settings(res: dict, nfe_shown: int) -> dict:
+    """method -> (num_steps, cost): the setting of each method that examples.png shows, the one whose cost is
+    nearest to nfe_shown."""
+    shown = {}
+    for c in ordered(res["cells"]):
+        best = shown.get(c["method"])
+        if best is None or abs(c["cost"] - nfe_shown) < abs(best[1] - nfe_shown):
+            shown[c["method"]] = (c["num_steps"], c["cost"])
+    return shown
+
+
+def shown_cells(res: dict, nfe_shown: int) -> list[dict]:
+    """The cells whose first outputs examples.png shows."""
+    shown = shown_settings(res, nfe_shown)
+    return [c for c in ordered(res["cells"]) if shown[c["method"]][0] == c["num_steps"]]
+
+
 def write_examples(res: dict, examples: dict, gt: torch.Tensor, path: str, nfe_shown: int) -> None:
     """Rows: the first example images of each mask kind; columns: masked input, each method at the
     setting whose cost is nearest to nfe_shown, ground truth."""
     from aid.eval.plots import image_table  # matplotlib, only when drawing (`aid` starts faster without it)
-    cells = ordered(res["cells"])
-    shown = {}
-    for c in cells:
-        best = shown.get(c["method"])
-        if best is None or abs(c["cost"] - nfe_shown) < abs(best[1] - nfe_shown):
-            shown[c["method"]] = (c["num_steps"], c["cost"])
+    cells, shown = ordered(res["cells"]), shown_settings(res, nfe_shown)
     k = res["setup"]["examples"]
     rows, titles = [], []
     for kind in dict.fromkeys(c["mask"] for c in cells):

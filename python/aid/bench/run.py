@@ -18,27 +18,22 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import asdict, fields
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-import aid
-import aid_ext
-from aid.baselines import METHODS, defaults  # noqa: F401 (METHODS, defaults, steps_for: still importable from here)
+from aid.baselines import METHODS, defaults  # noqa: F401 (defaults, steps_for: still importable from here)
 from aid.baselines.deft import HOW_TO_TRAIN
 from aid.bench import cells
 from aid.bench import latent as latent_bench
 from aid.bench.cells import RES, cell_metrics, cost, points, run_cell, steps_for  # noqa: F401
-from aid.bench.machine import machine
-from aid.bench.report import key_of, write_reports
+from aid.bench.provenance import machine, versions
+from aid.bench.report import key_of, shown_cells, write_reports
 from aid.bench.results import (
     BenchmarkError,
     add_roles,
@@ -57,7 +52,7 @@ from aid.data.masks import KINDS, TEST_SET_VERSION, benchmark_masks
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.guidance.distributed import init_distributed
 from aid.guidance.sample import DEFAULT_GUIDANCE
-from aid.methods import load_sampler
+from aid.methods import base_method, load_sampler
 
 AMORTIZED = {  # methods that need a trained module: the option that gives it, and how to get one
     "deft": ("--deft", HOW_TO_TRAIN),
@@ -71,34 +66,13 @@ def samplers(methods: list[str], net, *, deft: str | None = None, aid: str | Non
     paste); without one they are skipped."""
     run, skipped, modules = {}, {}, dict(deft=deft, aid=aid)
     for name in methods:
-        if name in AMORTIZED and modules[name] is None:
-            option, how = AMORTIZED[name]
+        base = base_method(name)
+        if base in AMORTIZED and modules[base] is None:
+            option, how = AMORTIZED[base]
             skipped[name] = f"no {option} PATH given: {how}"
         else:
-            run[name] = load_sampler(name, net, modules.get(name))
+            run[name] = load_sampler(name, net, modules.get(base))
     return run, skipped
-
-
-def git(*args, cwd: str):
-    """git's output, or None where there is no git or it fails (e.g. cwd is in no checkout)."""
-    try:
-        r = subprocess.run(["git", "-C", cwd, *args], capture_output=True, text=True)
-    except OSError:
-        return None
-    return r.stdout.strip() if r.returncode == 0 else None
-
-
-def versions() -> dict:
-    """The software; git_commit and git_dirty are those of the checkout this code runs from, None unless this
-    file is tracked by one (an installed copy, even in a virtual environment inside a checkout, has none)."""
-    here = os.path.abspath(__file__)
-    root = git("rev-parse", "--show-toplevel", cwd=os.path.dirname(here))
-    tracked = root is not None and git("ls-files", "--error-unmatch", here, cwd=root) is not None
-    commit = git("rev-parse", "HEAD", cwd=root) if tracked else None
-    status = git("status", "--porcelain", "--untracked-files=no", cwd=root) if tracked else None
-    return dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__, aid=aid.__version__,
-                aid_ext=aid_ext.__version__, aid_ext_build=aid_ext.build_info(), git_commit=commit,
-                git_dirty=None if status is None else bool(status))
 
 
 def prepare(s: Settings, device: torch.device | None = None):
@@ -142,10 +116,11 @@ class Ledger:
     def __init__(self, s: Settings, methods: dict, skipped: dict, gt, masks: dict, machines: list[dict],
                  started: float, per_call: int = 1):
         self.s, self.gt, self.masks, self.started, self.world = s, gt, masks, started, len(machines)
+        self.methods = set(methods)
         setup = dict(backbone_sha256=sha256_of(s.backbone), images=s.images, mask_set=f"aid.data.masks."
                      f"benchmark_masks v{TEST_SET_VERSION}", fd_min_images=s.fd_min_images,
                      expensive_cost=s.expensive_cost, expensive_images=s.expensive_images, examples=s.examples,
-                     modules={k: sha256_of(getattr(s, k)) for k in AMORTIZED if k in methods},
+                     modules={k: sha256_of(getattr(s, k)) for k in AMORTIZED if k in map(base_method, methods)},
                      **latent_bench.setup(s, gt), **({"evals_per_call": per_call} if per_call > 1 else {}))
         os.makedirs(s.out, exist_ok=True)
         self.json_path, self.ex_path = os.path.join(s.out, "results.json"), os.path.join(s.out, "examples.safetensors")
@@ -232,6 +207,18 @@ class Ledger:
         write_json(self.json_path, self.res)
         drop_parts(s.out, key)
 
+    def fill_examples(self, outputs) -> None:
+        """Examples for the cells examples.png shows that have none (merged from a folder that kept none): a
+        cell's outputs are a function of image i and seed i alone, so its first images are rerun by themselves.
+        outputs(item) -> x runs a chunk (an item of self.items' form)."""
+        k = self.s.examples
+        todo = [c for c in shown_cells(self.res, self.s.example_nfe)
+                if k and key_of(c) not in self.examples and c["method"] in self.methods]
+        for c in tqdm(todo, desc="examples of merged cells", dynamic_ncols=True, disable=not todo):
+            self.examples[key_of(c)] = outputs(dict(c, start=0, end=min(k, c["images"])))[:k].contiguous()
+        if todo:
+            atomic_write(self.ex_path, lambda tmp: save_file(self.examples, tmp))
+
     def close(self) -> None:
         """The run's wall clock into results.json, then the reports."""
         self.res["runs"][-1]["wall_seconds"] = time.perf_counter() - self.started
@@ -307,6 +294,7 @@ def sharded_benchmark(s: Settings, skipped_methods: dict, device: torch.device, 
     run_rounds(items, work, ledger.collect if rank == 0 else None, progress)
     bar.close()
     if rank == 0:
+        ledger.fill_examples(lambda it: work(it)["x"])
         ledger.close()
     return broadcast_object(ledger.res if rank == 0 else None)
 
@@ -358,9 +346,10 @@ def settings_from_args(a: argparse.Namespace) -> Settings:
     for k, v in (QUICK if a.quick else DEFAULTS).items():
         if given[k] is None:
             given[k] = v
-    for name in explicit & set(AMORTIZED):
-        if given[name] is None:
-            raise ValueError(f"--methods {name} needs {AMORTIZED[name][0]} PATH (a trained module)")
+    for name in explicit:
+        base = base_method(name)
+        if base in AMORTIZED and given[base] is None:
+            raise ValueError(f"--methods {name} needs {AMORTIZED[base][0]} PATH (a trained module)")
     return cls(**given)
 
 

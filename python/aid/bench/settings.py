@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from aid.baselines import METHODS
 from aid.data.masks import KINDS
 from aid.edm import DEFAULT_BACKBONE
+from aid.methods import NAMES
 
-ALL_METHODS = list(METHODS) + ["aid"]  # every method of the benchmark, in the order of the tables
+ALL_METHODS = NAMES  # every method of the benchmark (variants included), in the order of the tables
 DEFAULTS = dict(methods=ALL_METHODS, nfe=[5, 9, 19, 35], masks=["center_box", "pixels70", "lama_medium", "half_right"],
                 images=1000, batch=64, fd_min_images=1000, no_default_nfe=False)  # the full benchmark's
 QUICK = dict(methods=["paste", "ddnm", "repaint", "pigdm"], nfe=[5, 9], masks=["center_box", "pixels70"], images=8,
@@ -49,7 +49,9 @@ function signature) is an extra point (not with --quick). Each run checks the co
 method's report against this rule. Cells costing more than --expensive-cost (default 1,000) use
 at most --expensive-images (default 250) images, as their "images" entry states. Every other
 hyperparameter is the function's default, recorded per cell; a --resume or --merge whose cells
-of one method have different hyperparameters is refused.
+of one method have different hyperparameters is refused. A variant (aid.methods.VARIANTS:
+ding_public, daps_public, aid_paste) is its method with other settings and that method's cost
+rule, reported under its own name.
 """
 
 
