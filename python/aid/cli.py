@@ -22,6 +22,7 @@ from aid.core.checkpoint import writable_dir
 from aid.data.masks import KINDS
 from aid.edm import check_device
 from aid.edm import train as edm_train
+from aid.edm2 import options as edm2_options
 from aid.guidance import train as train_aid
 from aid.methods import NAMES, base_method
 
@@ -153,13 +154,31 @@ def add_inpaint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=64, help="images per sampler call [64]")
     p.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")
     p.add_argument("--grid", action="store_true", help="also write OUT/grid.png: masked input | output | input")
+    edm2_options.add_arguments(p)
 
 
 def run_inpaint(a) -> None:
     from aid.inpaint import inpaint
+    edm2_options.check(a)
     inpaint(a.images, a.out, mask=a.mask, mask_kind=a.mask_kind, mask_seed=a.mask_seed, hole_white=a.hole_white,
             method=a.method, backbone=a.backbone, guidance=a.guidance, steps=a.steps, solver=a.solver,
-            guidance_scale=a.guidance_scale, seed=a.seed, batch=a.batch, device=check_device(a.device), grid=a.grid)
+            guidance_scale=a.guidance_scale, seed=a.seed, batch=a.batch, device=check_device(a.device), grid=a.grid,
+            vae=a.vae, guide=a.guide, guidance_weight=a.guidance_weight, class_labels=a.class_labels)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    train_aid.add_arguments(p)
+    edm2_options.add_arguments(p)
+
+
+def run_train(a) -> None:
+    """aid.guidance.train's run; with --vae on EDM2's latents (aid.latent.training_problem)."""
+    edm2_options.check(a)
+    if a.vae:
+        from aid.latent import training_problem
+        train_aid.run(a, training_problem)
+    else:
+        train_aid.run(a)
 
 
 def run_bench(a) -> None:
@@ -179,7 +198,7 @@ SUBCOMMANDS = {  # name: (its line in `aid --help`, add_arguments(parser), run(a
     "inpaint": ("inpaint your images: files, a folder or an EDM zip, with mask files or a mask generator; writes "
                 "PNGs of the same size", add_inpaint_arguments, run_inpaint, {}),
     "train": ("train AID's guidance module (`torchrun --nproc_per_node=N -m aid train ...` for many GPUs; the flags "
-              "of aid.guidance.train)", train_aid.add_arguments, train_aid.run,
+              "of aid.guidance.train; --vae: in EDM2's latent space)", add_train_arguments, run_train,
               dict(description=train_aid.DESCRIPTION)),
     "train-backbone": ("train an EDM backbone on Fashion-MNIST 32×32 (as the bundled one; `aid train-backbone "
                        "--help`)", edm_train.add_arguments, edm_train.run, dict(description=edm_train.DESCRIPTION)),

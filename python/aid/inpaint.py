@@ -20,22 +20,25 @@ from aid.data.images import grid as make_grid
 from aid.data.images import masked_input, save_png
 from aid.data.masks import mask_from_png, masks
 from aid.edm import DEFAULT_BACKBONE, load
+from aid.edm2.options import labels_for
 from aid.guidance.sample import DEFAULT_GUIDANCE
+from aid.latent import latent_method, load_latent
 from aid.methods import base_method, load_sampler, training_settings
 
 MANY_STEPS = 1000  # --steps above this gets a warning: every method's default is at most a few hundred
 GRID = "grid.png"
 
 
-def read_images(paths: list[str]) -> tuple[torch.Tensor, list[str]]:
-    """(images [N, C, H, W] in [-1, 1], output names): image files (named after them), or one folder or
-    EDM zip (named by index, in the sorted order aid.data.datasets.image_dataset reads them)."""
+def read_images(paths: list[str]) -> tuple[torch.Tensor, list[str], torch.Tensor | None]:
+    """(images [N, C, H, W] in [-1, 1], output names, class labels [N] or None): image files (named after them,
+    no labels), or one folder or EDM zip (named by index, in the sorted order aid.data.datasets.image_dataset
+    reads them; labels from its dataset.json, if any)."""
     for p in paths:
         if not os.path.exists(p):
             raise FileNotFoundError(f"IMAGES: no such file or folder: {p}")
     if len(paths) == 1 and (os.path.isdir(paths[0]) or zipfile.is_zipfile(paths[0])):
-        x, _ = image_dataset(paths[0])
-        return x, [f"{i:05d}.png" for i in range(len(x))]
+        x, labels = image_dataset(paths[0])
+        return x, [f"{i:05d}.png" for i in range(len(x))], labels
     if any(os.path.isdir(p) for p in paths):
         raise ValueError("IMAGES: give image files, or a single folder or zip")
     arrays = []
@@ -51,7 +54,7 @@ def read_images(paths: list[str]) -> tuple[torch.Tensor, list[str]]:
     names = [os.path.splitext(os.path.basename(p))[0] + ".png" for p in paths]
     if len(set(names)) < len(names):
         raise ValueError("IMAGES: two images have the same file name; their outputs would overwrite each other")
-    return torch.stack(arrays).float().div(127.5).sub(1), names
+    return torch.stack(arrays).float().div(127.5).sub(1), names, None
 
 
 def _size(t: torch.Tensor) -> str:
@@ -92,12 +95,14 @@ def read_masks(n: int, res: int, *, mask: list[str] | None = None, mask_kind: st
 
 
 def sampler(net, method: str = "aid", *, backbone: str | None = None, guidance: str | None = None,
-            steps: int | None = None, solver: str | None = None, guidance_scale: float | None = None):
+            steps: int | None = None, solver: str | None = None, guidance_scale: float | None = None,
+            codec=None, labels=None):
     """sample(y, mask, seeds) -> (x, report) for method on net, with its trained module guidance (aid and deft),
     steps, solver (aid and deft) and guidance_scale (aid); None takes the default: AID's module is the bundled one
     when net is the bundled backbone (backbone None; else net's file), its steps and solver those of its training
     (training_settings); a baseline's num_steps is its own. A variant (aid.methods.VARIANTS, e.g. aid_paste)
-    takes its method's options."""
+    takes its method's options. With codec (an aid.edm2.vae.LatentCodec) the method runs on net's latents of the
+    pixel images (aid.latent.latent_method; labels(seeds): the class indices)."""
     kind = base_method(method)
     if solver and kind not in ("aid", "deft"):
         raise ValueError(f"--solver: {method} has its own update rule; --solver applies to aid and deft only")
@@ -116,6 +121,8 @@ def sampler(net, method: str = "aid", *, backbone: str | None = None, guidance: 
         raise ValueError(f"--guidance-scale must be >= 0, got {guidance_scale}")
     path = (guidance or default_guidance(backbone)) if kind == "aid" else guidance
     fn = load_sampler(method, net, path)
+    if codec is not None:
+        fn = latent_method(kind, fn, codec, labels)
     if kind == "aid":
         trained_steps, trained_solver = training_settings(path)
         kwargs = dict(num_steps=steps or trained_steps, solver=solver or trained_solver,
@@ -155,23 +162,36 @@ def inpaint(images: list[str], out: str, *, mask: list[str] | None = None, mask_
             mask_seed: int = 0, hole_white: bool = False, method: str = "aid", backbone: str | None = None,
             guidance: str | None = None, steps: int | None = None, solver: str | None = None,
             guidance_scale: float | None = None, seed: int = 0, batch: int = 64,
-            device: torch.device | str = "cpu", grid: bool = False) -> None:
+            device: torch.device | str = "cpu", grid: bool = False, vae: str | None = None, guide: str | None = None,
+            guidance_weight: float | None = None, class_labels: str | int | None = None) -> None:
     """Inpaint image files (or one folder or EDM zip: read_images) with masks (read_masks: mask files, or
     mask_kind) by method (sampler; backbone None: the bundled one) in batches of batch images, image i with
     seed seed + i, with a progress bar; write one PNG per image to out, and with grid out/grid.png
-    (masked input | output | input, one image per row). A bad argument is a ValueError naming it, found before
-    any compute (out too: writable_dir); a result that is not finite is a FloatingPointError naming the likely
-    causes (likely_causes), with nothing written; every PNG is written atomically (aid.data.images.save_png)."""
+    (masked input | output | input, one image per row). With vae (a VAE folder) backbone is an EDM2 latent net,
+    autoguided by guide with guidance_weight, given each image's class_labels ("data": its dataset.json's, or
+    one index; aid.edm2.options), and every method runs on the latents (aid.latent). A bad argument is a
+    ValueError naming it, found before any compute (out too: writable_dir); a result that is not finite is a
+    FloatingPointError naming the likely causes (likely_causes), with nothing written; every PNG is written
+    atomically (aid.data.images.save_png)."""
     if batch < 1:
         raise ValueError(f"--batch must be >= 1, got {batch}")
     writable_dir(out, "--out")
     device = torch.device(device)
-    x0, names = read_images(images)
+    x0, names, data_labels = read_images(images)
     if grid and GRID in names:
         raise ValueError(f"--grid: an input is named {GRID}, and the grid ({os.path.join(out, GRID)}) would "
                          f"overwrite its output; rename that image or leave out --grid")
-    net = load(backbone or DEFAULT_BACKBONE, device)
-    C, res = net.img_channels, net.img_resolution
+    codec, labels = None, None
+    if vae:
+        if not backbone:
+            raise ValueError("--vae needs --backbone, an EDM2 latent net (.pkl, e.g. edm2-img512-s-uncond-...)")
+        net, codec = load_latent(backbone, vae, guide, guidance_weight, device)
+        C, res = 3, net.img_resolution * codec.factor
+        index = labels_for(class_labels, net.label_dim, data_labels, len(x0), "IMAGES")
+        labels = None if index is None else lambda seeds: index[torch.as_tensor(seeds) - seed]
+    else:
+        net = load(backbone or DEFAULT_BACKBONE, device)
+        C, res = net.img_channels, net.img_resolution
     if x0.shape[1] != C:
         raise ValueError(f"IMAGES: {images[0]} has {x0.shape[1]} channel(s); the backbone makes {C}-channel images")
     if x0.shape[-2:] != (res, res):
@@ -179,7 +199,7 @@ def inpaint(images: list[str], out: str, *, mask: list[str] | None = None, mask_
                          "images (resize or crop them first)")
     m_all = read_masks(len(x0), res, mask=mask, mask_kind=mask_kind, mask_seed=mask_seed, hole_white=hole_white)
     run = sampler(net, method, backbone=backbone, guidance=guidance, steps=steps, solver=solver,
-                  guidance_scale=guidance_scale)
+                  guidance_scale=guidance_scale, codec=codec, labels=labels)
     if steps is not None and steps > MANY_STEPS:
         print(f"aid inpaint: warning: --steps {steps} is far more than any method needs (the defaults are at most a "
               f"few hundred); expect {steps} or more network evaluations per batch (the progress bar counts them)",

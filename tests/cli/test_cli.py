@@ -266,14 +266,15 @@ def test_info_reports_the_build_and_the_device():
 
 
 def readme_commands() -> list[list[str]]:
-    """The `aid ...` command lines of the README's bash blocks after the two install commands and of docs/cli.md
-    (the command reference the README points to; a torchrun line from its `-m aid` on), as argument lists
-    without the leading `aid`."""
+    """The `aid ...` command lines of the README's bash blocks after the two install commands, of docs/cli.md
+    (the command reference the README points to) and of docs/edm2-latent.md (the ImageNet-512 recipe; a torchrun
+    line from its `-m aid` on), as argument lists without the leading `aid`."""
     import re
     import shlex
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     blocks = []
-    for doc, skip in (("README.md", 2), (os.path.join("docs", "cli.md"), 0)):
+    for doc, skip in (("README.md", 2), (os.path.join("docs", "cli.md"), 0),
+                      (os.path.join("docs", "edm2-latent.md"), 0)):
         with open(os.path.join(root, doc)) as f:
             blocks += re.findall(r"```bash\n(.*?)```", f.read(), re.S)[skip:]
     lines = [line.split("#")[0].strip() for b in blocks for line in b.splitlines()]

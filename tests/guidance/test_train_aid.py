@@ -156,14 +156,14 @@ def _ddp_worker(rank: int, world: int, store: str, run_dir: str):
         dist.destroy_process_group()
 
 
-def _spawn_two_ranks(tmp_path):
-    """Run _ddp_worker on 2 ranks; returns its run folder. On this 2-core CPU under load, gloo sometimes
+def _spawn_two_ranks(tmp_path, worker=_ddp_worker, extra=()):
+    """Run worker (_ddp_worker) on 2 ranks; returns its run folder. On this 2-core CPU under load, gloo sometimes
     aborts a rank at start-up (std::terminate, "terminate called without an active exception"; about 1 run
     in 15 with both cores busy, never seen idle): such a crash, and only such, is retried in a fresh folder."""
     for attempt in range(3):
         run_dir = tmp_path / f"two{attempt}"
         try:
-            mp.spawn(_ddp_worker, args=(2, str(tmp_path / f"store{attempt}"), str(run_dir)), nprocs=2, join=True)
+            mp.spawn(worker, args=(2, str(tmp_path / f"store{attempt}"), str(run_dir), *extra), nprocs=2, join=True)
             return run_dir
         except ProcessExitedException as e:
             if e.signal_name != "SIGABRT" or attempt == 2:
@@ -190,6 +190,50 @@ def test_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_path, mon
     r0, r1 = (torch.load(two / f"actor_rank{r}.pt", weights_only=True) for r in (0, 1))
     _assert_trees_equal(r0, r1)
     assert len(open(two / "log.jsonl").readlines()) == 3  # rank 0 alone writes
+
+
+LATENT_RUN = dict(cfg=ACConfig(lr_actor=1e-2, lr_critic=1e-2, critic_warmup=0), mask_kinds=["random_box", "pixels50"],
+                  batch=4, iters=2, num_steps_choices=[2, 3], log_every=1, **SMALL)
+
+
+def _latent_problem(files: dict) -> tuple:
+    """(backbone, data, problem) of a latent run: the tiny conditional EDM2 net autoguided (g = 2), the images and
+    their labels, the tiny VAE (tiny_latent)."""
+    from aid.data.datasets import image_dataset
+    from aid.latent import LatentProblem, load_latent
+    D, codec = load_latent(files["cond"], files["vae"], files["guide"], 2.0)
+    data, labels = image_dataset(files["images"])
+    return D, data, LatentProblem(D, codec, data, labels, progress=False)
+
+
+def _latent_worker(rank: int, world: int, store: str, run_dir: str, files: dict):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        aid.guidance.actor_critic.torch = _NoiseByGlobalRow(rank, world)
+        D, data, problem = _latent_problem(files)
+        train_aid(D, data, run_dir, problem=problem, **LATENT_RUN)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_latent_run_on_two_gloo_processes_equals_one_process(tmp_path, monkeypatch):
+    """As above, in EDM2's latent space (aid.latent.LatentProblem): each rank encodes its rows and binds their
+    class labels; the weights match the 1-process run's."""
+    pytest.importorskip("diffusers", reason="the latent pipeline needs diffusers (pip install 'aid-ext[latent]')")
+    from tiny_latent import write_latent_files
+    files = write_latent_files(tmp_path)
+    two, one = _spawn_two_ranks(tmp_path, _latent_worker, (files,)), tmp_path / "one"
+    monkeypatch.setattr(aid.guidance.actor_critic, "torch", _NoiseByGlobalRow(0, 1))
+    D, data, problem = _latent_problem(files)
+    train_aid(D, data, str(one), problem=problem, **LATENT_RUN)
+    s2, s1 = _state(two), _state(one)
+    assert s1["trainer"]["actor"]["conv_out.weight"].abs().max() > 1e-3 and s1["setup"]["problem"]["space"] == "latent"
+    for name in ("actor", "critic"):
+        for k, v in s2["trainer"][name].items():
+            torch.testing.assert_close(v, s1["trainer"][name][k], rtol=1e-4, atol=1e-5)
+    assert s2["fingerprints"] == s1["fingerprints"] and s2["setup"] == {**s1["setup"], "world_size": 2}
 
 
 def test_cli_trains_on_fashion_mnist(tmp_path, fake_fmnist, monkeypatch):  # noqa: F811

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from aid.baselines import METHODS, defaults  # noqa: F401 (defaults, steps_for: still importable from here)
 from aid.baselines.deft import HOW_TO_TRAIN
 from aid.bench import cells
+from aid.bench import latent as latent_bench
 from aid.bench.cells import RES, cell_metrics, cost, points, run_cell, steps_for  # noqa: F401
 from aid.bench.provenance import machine, versions
 from aid.bench.report import key_of, shown_cells, write_reports
@@ -76,9 +77,23 @@ def samplers(methods: list[str], net, *, deft: str | None = None, aid: str | Non
 
 def prepare(s: Settings, device: torch.device | None = None):
     """(backbone on device [s.device], test images, samplers, skipped methods), or a BenchmarkError with the
-    reason."""
+    reason. In latent space (LatentSettings) the samplers run on the EDM2 net's latents (aid.bench.latent)."""
+    device = device or torch.device(s.device)
+    if isinstance(s, latent_bench.LatentSettings):
+        net, gt, wrap = latent_bench.prepare(s, device)
+    else:
+        (net, gt), wrap = prepare_pixels(s, device), lambda name, fn: fn
     try:
-        net = load(s.backbone, device or torch.device(s.device))
+        methods, skipped = samplers(s.methods, net, deft=s.deft, aid=s.aid)
+    except FileNotFoundError as e:  # Fashion-MNIST, or the module of --deft or --aid
+        raise BenchmarkError(str(e)) from None
+    return net, gt[:s.images], {name: wrap(name, fn) for name, fn in methods.items()}, skipped
+
+
+def prepare_pixels(s: Settings, device: torch.device):
+    """(the EDM backbone, Fashion-MNIST's test images), or a BenchmarkError."""
+    try:
+        net = load(s.backbone, device)
     except FileNotFoundError as e:
         hint = " (the bundled backbone is trained by `python -m aid.edm.train`; or pass --backbone)" \
             if s.backbone == DEFAULT_BACKBONE else ""
@@ -87,11 +102,9 @@ def prepare(s: Settings, device: torch.device | None = None):
         raise BenchmarkError(f"the benchmark runs on Fashion-MNIST 1×{RES}×{RES}; {s.backbone} makes "
                              f"{net.img_channels}×{net.img_resolution}×{net.img_resolution} images")
     try:
-        gt, _ = fashion_mnist("test", RES)
-        methods, skipped = samplers(s.methods, net, deft=s.deft, aid=s.aid)
-    except FileNotFoundError as e:  # Fashion-MNIST, or the module of --deft or --aid
+        return net, fashion_mnist("test", RES)[0]
+    except FileNotFoundError as e:
         raise BenchmarkError(str(e)) from None
-    return net, gt[:s.images], methods, skipped
 
 
 class Ledger:
@@ -101,13 +114,14 @@ class Ledger:
     costliest cells first. machines: every rank's machine(), in rank order."""
 
     def __init__(self, s: Settings, methods: dict, skipped: dict, gt, masks: dict, machines: list[dict],
-                 started: float):
+                 started: float, per_call: int = 1):
         self.s, self.gt, self.masks, self.started, self.world = s, gt, masks, started, len(machines)
         self.methods = set(methods)
         setup = dict(backbone_sha256=sha256_of(s.backbone), images=s.images, mask_set=f"aid.data.masks."
                      f"benchmark_masks v{TEST_SET_VERSION}", fd_min_images=s.fd_min_images,
                      expensive_cost=s.expensive_cost, expensive_images=s.expensive_images, examples=s.examples,
-                     modules={k: sha256_of(getattr(s, k)) for k in AMORTIZED if k in map(base_method, methods)})
+                     modules={k: sha256_of(getattr(s, k)) for k in AMORTIZED if k in map(base_method, methods)},
+                     **latent_bench.setup(s, gt), **({"evals_per_call": per_call} if per_call > 1 else {}))
         os.makedirs(s.out, exist_ok=True)
         self.json_path, self.ex_path = os.path.join(s.out, "results.json"), os.path.join(s.out, "examples.safetensors")
         fresh = not os.path.exists(self.json_path)
@@ -130,14 +144,14 @@ class Ledger:
         res["skipped"] = {k: v for k, v in {**res["skipped"], **skipped}.items() if k not in methods}
         res.setdefault("hole_fraction", {}).update({k: float(1 - m.mean()) for k, m in masks.items()})
         todo = [dict(mask=kind, method=name, **pt) for kind in s.masks for name, fn in methods.items()
-                for pt in points(name, fn, s.nfe, not s.no_default_nfe)]
+                for pt in latent_bench.grid_points(name, fn, s.nfe, not s.no_default_nfe, per_call)]
         for c in todo:
             if key_of(c) in res["cells"]:
                 add_roles(res["cells"][key_of(c)], c)
         self.jobs = {}
         for c in (c for c in todo if key_of(c) not in res["cells"]):
             hp = hyperparameters(methods[c["method"]])
-            c = dict(c, cost=cost(c["method"], c["num_steps"], hp))
+            c = dict(c, cost=per_call * cost(c["method"], c["num_steps"], hp))
             n = s.images if c["cost"] <= s.expensive_cost else min(s.images, s.expensive_images)
             self.jobs[key_of(c)] = dict(cell=c, hp=hp, n=n, chunks=chunks(n, s.batch))
         for key in res["cells"]:  # a run killed between a cell's record and the removal of its chunks
@@ -186,7 +200,7 @@ class Ledger:
             c, nfe=report["nfe"], vjp=report["vjp"], images=n, hyperparameters=job["hp"], report=report,
             batch=s.batch, run=len(self.res["runs"]) - 1, seconds_total=seconds, seconds_per_image=seconds / n,
             processes=sorted({m["processes"] for m in metas}),
-            **cell_metrics(x, self.gt[:n], self.masks[c["mask"]][:n], s.fd_min_images))
+            **latent_bench.metrics(s, x, self.gt[:n], self.masks[c["mask"]][:n]))
         if s.examples:
             self.examples[key] = x[:s.examples].contiguous()
             atomic_write(self.ex_path, lambda tmp: save_file(self.examples, tmp))
@@ -253,17 +267,18 @@ def sharded_benchmark(s: Settings, skipped_methods: dict, device: torch.device, 
     net, gt, methods, skipped = prepared
     skipped.update(skipped_methods)
     seeds = list(range(s.images))
-    masks = {kind: benchmark_masks(kind, s.images, RES) for kind in s.masks}
+    masks = {kind: benchmark_masks(kind, s.images, gt.shape[-1]) for kind in s.masks}
     machines, ledger, error = gather_objects(machine(device)), None, None
     if rank == 0:
         try:
-            ledger = Ledger(s, methods, skipped, gt, masks, machines, started)
+            ledger = Ledger(s, methods, skipped, gt, masks, machines, started, getattr(net, "evals_per_call", 1))
         except Exception as e:
             error = e
     agree(error)
     items = broadcast_object(ledger.items if rank == 0 else None)
     if rank < len(items):  # an untimed warm-up call (allocator, cuDNN, thread pools)
-        run_cell(METHODS["paste"], net, gt[:s.batch], masks[s.masks[0]][:s.batch], seeds[:s.batch], 2, s.batch)
+        run_cell(next(iter(methods.values())), net, gt[:s.batch], masks[s.masks[0]][:s.batch], seeds[:s.batch], 2,
+                 s.batch)
 
     def work(it: dict) -> dict:
         a, b = it["start"], it["end"]
@@ -317,14 +332,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--merge", nargs="+", default=[], metavar="FOLDER",
                    help="first fold in the cells of other --out folders made with the same settings")
     p.add_argument("--quick", action="store_true", help="the one-minute smoke version")
+    latent_bench.add_arguments(p)
 
 
 def settings_from_args(a: argparse.Namespace) -> Settings:
     """The Settings of parsed flags: a flag not given takes the full benchmark's default (DEFAULTS), or with
     --quick the smoke version's (QUICK); --aid defaults to the bundled guidance module on the bundled backbone.
     A bad flag is a ValueError naming it."""
-    explicit = set(a.methods or [])
-    given = {f.name: getattr(a, f.name) for f in fields(Settings)}
+    explicit, cls = set(a.methods or []), latent_bench.settings_class(a)
+    given = {f.name: getattr(a, f.name) for f in fields(cls)}
     if a.aid is None and a.backbone == DEFAULT_BACKBONE and os.path.exists(DEFAULT_GUIDANCE):
         given["aid"] = DEFAULT_GUIDANCE
     for k, v in (QUICK if a.quick else DEFAULTS).items():
@@ -334,7 +350,7 @@ def settings_from_args(a: argparse.Namespace) -> Settings:
         base = base_method(name)
         if base in AMORTIZED and given[base] is None:
             raise ValueError(f"--methods {name} needs {AMORTIZED[base][0]} PATH (a trained module)")
-    return Settings(**given)
+    return cls(**given)
 
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:

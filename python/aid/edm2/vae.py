@@ -53,7 +53,8 @@ def load_vae(folder: str, device="cpu", dtype=torch.float32):
         from diffusers import AutoencoderKL  # optional dependency: only the latent pipeline needs it
     except ImportError as e:
         raise ImportError(INSTALL_HINT) from e
-    vae = AutoencoderKL.from_pretrained(folder, local_files_only=True, torch_dtype=dtype)
+    # low_cpu_mem_usage=False: without the optional package accelerate, diffusers would warn about it on every load
+    vae = AutoencoderKL.from_pretrained(folder, local_files_only=True, torch_dtype=dtype, low_cpu_mem_usage=False)
     return vae.eval().requires_grad_(False).to(device)
 
 

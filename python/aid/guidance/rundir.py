@@ -27,7 +27,8 @@ from aid.core.nn import n_params
 
 RESUMABLE = ("cfg.lr_actor", "cfg.lr_critic")  # setup keys a resume may change: lower rates after a divergence
 FINGERPRINTS = {"backbone": "another backbone (its weights differ: the setup records only the class and size)",
-                "data": "another data set", "masks": "other masks (the mask pool differs)"}
+                "data": "another data set", "masks": "other masks (the mask pool differs)",
+                "vae": "another VAE (its weights differ)", "labels": "other class labels"}  # the last two: latent runs
 
 
 class TrainingDiverged(FloatingPointError):
@@ -146,7 +147,8 @@ def save_snapshot(run_dir: str, trainer, data_gen, noise_gen, it: int, seconds: 
                  num_steps_choices=setup["num_steps_choices"], mask_kinds=setup["mask_kinds"],
                  actor_params=n_params(actor), backbone_params=n_backbone,
                  param_ratio=n_params(actor) / n_backbone if n_backbone else None,  # None: a parameter-free oracle
-                 critic=setup["critic"], world_size=world, fingerprints=prints)
+                 critic=setup["critic"], world_size=world, fingerprints=prints,
+                 **({"problem": setup["problem"]} if "problem" in setup else {}))  # e.g. trained in latent space
     actor_path = os.path.join(run_dir, "actor.safetensors")
     save_module(actor, actor_path, "GuidanceModule", actor.config, extra)
     if keep:

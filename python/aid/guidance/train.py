@@ -108,22 +108,44 @@ def freeze_all_but(actor: GuidanceModule, prefix: str) -> None:
         p.requires_grad_(n in names)
 
 
+class PixelProblem:
+    """What train_aid trains on when the backbone works on the images themselves: the identity. A problem maps
+    this rank's rows of data (their indices idx in data, the images, the masks) to (x0, mask, y) in the space the
+    backbone works in (y None: the trainer's m⊙x0); aid.latent.LatentProblem is EDM2's latent space. setup and
+    fingerprints are recorded in the run folder (a resume on another problem is refused); empty here, so that
+    runs started before problems existed still resume."""
+
+    setup: dict = {}
+
+    def image_shape(self, backbone) -> tuple[int, int, int]:
+        """(C, H, W) of the data (and H of the masks)."""
+        return backbone.img_channels, backbone.img_resolution, backbone.img_resolution
+
+    def check(self, trainer) -> None:
+        """Refuse an actor this problem cannot train (none here)."""
+
+    def fingerprints(self) -> dict:
+        return {}
+
+    def __call__(self, idx, images, mask, generator):
+        return images, mask, None
+
+
 def draw_shard(data, pool, gen: torch.Generator, batch: int, rank: int, world: int, steps: list[int]):
-    """This rank's rows of a global batch drawn from the shared generator: (x0, mask, K)."""
+    """This rank's rows of a global batch drawn from the shared generator: (their indices in data, x0, mask, K)."""
     idx = torch.randint(len(data), (batch,), generator=gen)
     midx = torch.randint(len(pool), (batch,), generator=gen)
     k = steps[int(torch.randint(len(steps), (1,), generator=gen))] if len(steps) > 1 else steps[0]
     rows = slice(rank * batch // world, (rank + 1) * batch // world)
-    return data[idx[rows]], pool[midx[rows]], k
+    return idx[rows], data[idx[rows]], pool[midx[rows]], k
 
 
-def _check(backbone, data, mask_kinds, batch: int, iters: int, seed: int, world: int, steps, **counts) -> None:
+def _check(shape, data, mask_kinds, batch: int, iters: int, seed: int, world: int, steps, **counts) -> None:
     for name, v in counts.items():  # masks_per_kind, snapshot_every, log_every
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"train_aid: {name} must be >= 1, got {v}")
-    C, res = backbone.img_channels, backbone.img_resolution
-    if data.dim() != 4 or tuple(data.shape[1:]) != (C, res, res):
-        raise ValueError(f"train_aid: data must be [N, {C}, {res}, {res}] like the backbone's images, "
+    if data.dim() != 4 or tuple(data.shape[1:]) != tuple(shape):
+        raise ValueError(f"train_aid: data must be [N, {', '.join(map(str, shape))}] like the backbone's images, "
                          f"got {list(data.shape)}")
     if not mask_kinds or any(k not in KINDS for k in mask_kinds):
         raise ValueError(f"train_aid: mask_kinds must be a non-empty list from {', '.join(KINDS)}; got {mask_kinds}")
@@ -153,9 +175,12 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
               critic_kwargs=None, mask_kinds, iters: int, batch: int = 64, seed: int = 0, progress=True,
               max_seconds=None, snapshot_every=500, log_every=10, masks_per_kind=1000,
               num_steps_choices=None, init_actor: str | None = None, init_critic: str | None = None,
-              actor_trainable: str | None = None, keep_snapshots=False) -> GuidanceModule:
+              actor_trainable: str | None = None, keep_snapshots=False, problem=None) -> GuidanceModule:
     """Train AID's actor (and critic) on data [N, C, H, W] in [-1, 1] with masks of the given kinds;
     resumes from run_dir/state.pt (refused if the setup differs). Returns the actor.
+
+    problem        maps images and masks to the backbone's space (PixelProblem, the default: the identity;
+                   aid.latent.LatentProblem: EDM2 latents through a VAE, data and masks in pixels).
 
     batch          the global batch (split over the processes of an initialised process group).
     num_steps_choices  when given, each iteration draws K from it (replacing cfg.num_steps), so one
@@ -176,21 +201,25 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     resume on others; a resume may lower cfg.lr_actor and cfg.lr_critic. A step with non-finite losses or
     weights raises TrainingDiverged before anything is written: the last good snapshot stays."""
     rank, world = rank_and_world()
+    problem = problem or PixelProblem()
     steps = [int(k) for k in num_steps_choices] if num_steps_choices is not None else [cfg.num_steps]
-    _check(backbone, data, list(mask_kinds), batch, iters, seed, world, steps, masks_per_kind=masks_per_kind,
+    shape = problem.image_shape(backbone)
+    _check(shape, data, list(mask_kinds), batch, iters, seed, world, steps, masks_per_kind=masks_per_kind,
            snapshot_every=snapshot_every, log_every=log_every)
     check_config(cfg)
     if rank == 0:
         writable_dir(run_dir, "train_aid: run_dir (--run-dir)")
     trainers = build_trainers(backbone, cfg, actor_kwargs or {}, critic_kwargs or {}, steps, seed)
     trainer, device = trainers[steps[0]], device_of(backbone)
+    problem.check(trainer)
     setup = json.loads(json.dumps(dict(
         cfg=asdict(cfg), num_steps_choices=num_steps_choices and steps, actor=trainer.actor.config,
         critic=trainer.critic.config, mask_kinds=list(mask_kinds), masks_per_kind=masks_per_kind, batch=batch,
         seed=seed, world_size=world, backbone=dict(cls=type(backbone).__name__, params=n_params(backbone)),
         init_actor=init_actor and sha256_of(init_actor),
         **({"init_critic": sha256_of(init_critic)} if init_critic else {}),  # absent: older runs still resume
-        **({"actor_trainable": actor_trainable} if actor_trainable else {}))))
+        **({"actor_trainable": actor_trainable} if actor_trainable else {}),
+        **({"problem": problem.setup} if problem.setup else {}))))
     if init_actor:
         warm_start(trainer.actor, init_actor)
     if init_critic:
@@ -199,10 +228,10 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
         if not init_actor:  # a fresh actor's zero output layer gives every other parameter a zero gradient
             raise ValueError("train_aid: actor_trainable fine-tunes part of a trained actor; pass init_actor too")
         freeze_all_but(trainer.actor, actor_trainable)
-    pool = mask_pool(list(mask_kinds), masks_per_kind, backbone.img_resolution, TRAIN_MASK_SEED + seed)
+    pool = mask_pool(list(mask_kinds), masks_per_kind, shape[1], TRAIN_MASK_SEED + seed)
     data_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device).manual_seed((seed + 1) * 1_000_003 + rank)
-    prints = fingerprints(backbone, data, pool)
+    prints = {**fingerprints(backbone, data, pool), **problem.fingerprints()}
     it, seconds = resume(os.path.join(run_dir, "state.pt"), setup, prints, trainer, data_gen, noise_gen, rank, world)
     saved_it = it  # the iteration of the last snapshot on disk
     if world > 1:
@@ -243,9 +272,10 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
                                       time.time() - t_last > SNAPSHOT_SECONDS], world)
                 if stop:
                     break
-                x0, mask, k = draw_shard(data, pool, data_gen, batch, rank, world, steps)
+                idx, x0, mask, k = draw_shard(data, pool, data_gen, batch, rank, world, steps)
+                x0, mask, y = problem(idx, x0.to(device), mask.to(device), noise_gen)
                 trainers[k].iteration = it  # the trainers share one count (warm-up, learning-rate schedule)
-                out = trainers[k].step(x0.to(device), mask.to(device), noise_gen)
+                out = trainers[k].step(x0, mask, noise_gen, y=y)
                 values = all_mean([out[m] for m in METRICS], world)
                 what = diverged(values)
                 if what:
@@ -319,24 +349,31 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(a: argparse.Namespace) -> None:
-    """Train from parsed flags (add_arguments): join torchrun's process group if there is one, load the backbone
-    and the data, train_aid, and leave the process group when every rank is done."""
+def pixel_problem(a: argparse.Namespace, device) -> tuple:
+    """(backbone, data, problem) of a pixel run: an EDM backbone, --data or Fashion-MNIST's training split."""
     from aid.data.datasets import fashion_mnist, image_dataset
     from aid.edm import load
+    backbone = load(a.backbone, device)
+    data, _ = image_dataset(a.data) if a.data else fashion_mnist("train", backbone.img_resolution)
+    return backbone, data, PixelProblem()
+
+
+def run(a: argparse.Namespace, load_problem=pixel_problem) -> None:
+    """Train from parsed flags (add_arguments): join torchrun's process group if there is one, load the backbone,
+    the data and the problem (load_problem(a, device): pixel_problem, or `aid train --vae`'s latent one),
+    train_aid, and leave the process group when every rank is done."""
     steps = a.steps
     cfg = ACConfig(num_steps=steps[0], **{f.name: getattr(a, f.name) for f in AC_OPTIONS})
     check_config(cfg)  # before any loading
     writable_dir(a.run_dir, "--run-dir")
     device = init_distributed(a.device)
-    backbone = load(a.backbone, device)
-    data, _ = image_dataset(a.data) if a.data else fashion_mnist("train", backbone.img_resolution)
+    backbone, data, problem = load_problem(a, device)
     actor = train_aid(backbone, data, a.run_dir, cfg=cfg, actor_kwargs=a.actor,
                       critic_kwargs=a.critic, mask_kinds=a.mask_kinds.split(","), iters=a.iters,
                       batch=a.batch, seed=a.seed, max_seconds=a.max_seconds, snapshot_every=a.snapshot_every,
                       masks_per_kind=a.masks_per_kind, num_steps_choices=steps if len(steps) > 1 else None,
                       init_actor=a.init_actor, init_critic=a.init_critic, actor_trainable=a.actor_trainable,
-                      keep_snapshots=a.keep_snapshots)
+                      keep_snapshots=a.keep_snapshots, problem=problem)
     if rank_and_world()[0] == 0:
         print(f"guidance module: {n_params(actor):,} parameters ({n_params(actor) / n_params(backbone):.2%} of the "
               f"backbone), {os.path.join(a.run_dir, 'actor.safetensors')}")
