@@ -52,3 +52,25 @@ class ModuleDictStandIn:
 
     def __reduce_ex__(self, protocol):
         return copyreg.__newobj__, (torch.nn.ModuleDict,), self.state
+
+
+def run_state(run_dir):
+    """A training run's state.pt (aid.guidance.train), tensors only."""
+    import os
+    return torch.load(os.path.join(run_dir, "state.pt"), weights_only=True)
+
+
+def assert_trees_equal(a, b):
+    """Every tensor and number of two nested states equal, bitwise."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_trees_equal(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_trees_equal(x, y)
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b)
+    else:
+        assert a == b

@@ -8,7 +8,9 @@ import torch
 
 pytest.importorskip("diffusers", reason="the latent pipeline needs diffusers (pip install 'aid-ext[latent]')")
 
-from aid.edm2 import Denoiser, Precond, one_hot  # noqa: E402
+from tiny_latent import LABEL_DIM, RES, tiny_edm2, tiny_vae  # noqa: E402
+
+from aid.edm2 import Denoiser, one_hot  # noqa: E402
 from aid.edm2.vae import RAW_MEAN, RAW_STD, LatentCodec, load_vae, unwhiten, whiten  # noqa: E402
 from aid.guidance.actor_critic import ACConfig, AIDTrainer  # noqa: E402
 from aid.guidance.networks import Critic, GuidanceModule  # noqa: E402
@@ -22,30 +24,16 @@ from aid.latent import (  # noqa: E402
     train_step,
 )
 
-RES = 64  # pixels; the VAE below downsamples by 8, as SD's does, to the 8×8 latents of the tiny EDM2 nets
-
 
 @pytest.fixture(scope="module")
 def codec(tmp_path_factory):
-    from diffusers import AutoencoderKL
-    torch.manual_seed(0)
-    vae = AutoencoderKL(block_out_channels=(8, 8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=4,
-                        layers_per_block=1, sample_size=RES)
     folder = tmp_path_factory.mktemp("sd-vae-random")
-    vae.save_pretrained(folder)
+    tiny_vae().save_pretrained(folder)
     return LatentCodec(load_vae(str(folder)), batch_size=2)
 
 
-def edm2(seed, label_dim=10):
-    torch.manual_seed(seed)
-    net = Precond(8, 4, label_dim, model_channels=16, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4],
-                  channels_per_head=8, logvar_channels=8)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if name.endswith("gain"):
-                p.fill_(0.5)
-    return net.eval().requires_grad_(False).precompute()
+def edm2(seed, label_dim=LABEL_DIM):
+    return tiny_edm2(seed, label_dim).eval().requires_grad_(False).precompute()
 
 
 def images_and_masks(B=2):

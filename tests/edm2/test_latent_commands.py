@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from fakes import assert_trees_equal, run_state
 from PIL import Image
 
 from aid import cli
@@ -37,23 +38,6 @@ def train(files, run_dir, iters, *more):
                      "--steps", "2,3", *edm2_flags(files), *SMALL, *more])
 
 
-def _state(run_dir):
-    return torch.load(os.path.join(run_dir, "state.pt"), weights_only=True)
-
-
-def _assert_trees_equal(a, b):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _assert_trees_equal(a[k], b[k])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b) and all(_assert_trees_equal(x, y) is None for x, y in zip(a, b))
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b)
-    else:
-        assert a == b
-
-
 @pytest.fixture(scope="module")
 def trained(latent_files, tmp_path_factory):
     """A latent run of 3 iterations in one go, and one stopped after 2 and resumed to 3."""
@@ -65,9 +49,9 @@ def trained(latent_files, tmp_path_factory):
 
 
 def test_a_stopped_latent_run_resumes_bit_identically(trained):
-    whole, resumed = _state(trained / "whole"), _state(trained / "stopped")
+    whole, resumed = run_state(trained / "whole"), run_state(trained / "stopped")
     assert whole["iter"] == 3 and whole["trainer"]["actor"]["conv_out.weight"].abs().max() > 0  # it trained
-    _assert_trees_equal(whole, {**resumed, "seconds": whole["seconds"]})
+    assert_trees_equal(whole, {**resumed, "seconds": whole["seconds"]})
     log = [json.loads(line) for line in open(trained / "stopped" / "log.jsonl")]
     assert [r["iter"] for r in log] == [2, 3] and all(np.isfinite(r["cost"]) for r in log)  # at each stop
     kind, config, extra = read_metadata(str(trained / "stopped" / "actor.safetensors"))

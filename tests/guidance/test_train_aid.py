@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from fakes import assert_trees_equal, run_state
 from torch.multiprocessing.spawn import ProcessExitedException
 
 import aid.guidance.actor_critic
@@ -36,26 +37,6 @@ def _problem():
     return net, (z @ torch.linalg.cholesky(cov).float().T).reshape(32, *SHAPE)
 
 
-def _state(run_dir):
-    return torch.load(os.path.join(run_dir, "state.pt"), weights_only=True)
-
-
-def _assert_trees_equal(a, b):
-    """Every tensor and number of two nested states equal, bitwise."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _assert_trees_equal(a[k], b[k])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _assert_trees_equal(x, y)
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b)
-    else:
-        assert a == b
-
-
 def test_a_killed_run_resumes_bitwise_with_randomized_steps(tmp_path):
     net, data = _problem()
     cfg = ACConfig(lr_actor=1e-2, lr_critic=1e-2, critic_warmup=2)
@@ -65,8 +46,8 @@ def test_a_killed_run_resumes_bitwise_with_randomized_steps(tmp_path):
     train_aid(net, data, str(tmp_path / "b"), iters=3, **run)  # "killed" after 3 iterations
     resumed = train_aid(net, data, str(tmp_path / "b"), iters=6, **run)
     assert all(torch.equal(p, q) for p, q in zip(whole.state_dict().values(), resumed.state_dict().values()))
-    a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
-    _assert_trees_equal(a, {**b, "seconds": a["seconds"]})
+    a, b = run_state(tmp_path / "a"), run_state(tmp_path / "b")
+    assert_trees_equal(a, {**b, "seconds": a["seconds"]})
     assert a["iter"] == a["trainer"]["iteration"] == 6
     log = [json.loads(line) for line in open(tmp_path / "b" / "log.jsonl")]
     assert [r["iter"] for r in log] == list(range(1, 7)) and {r["last_K"] for r in log} == {2, 3}
@@ -91,9 +72,9 @@ def test_max_seconds_stops_with_a_snapshot_and_the_run_goes_on(tmp_path):
     net, data = _problem()
     run = dict(cfg=ACConfig(num_steps=2), mask_kinds=["center_box"], batch=2, iters=2, **SMALL)
     train_aid(net, data, str(tmp_path), max_seconds=0, **run)
-    assert _state(tmp_path)["iter"] == 0 and read_metadata(str(tmp_path / "actor.safetensors"))[2]["iterations"] == 0
+    assert run_state(tmp_path)["iter"] == 0 and read_metadata(str(tmp_path / "actor.safetensors"))[2]["iterations"] == 0
     train_aid(net, data, str(tmp_path), **run)
-    assert _state(tmp_path)["iter"] == 2 and len(open(tmp_path / "log.jsonl").readlines()) == 1
+    assert run_state(tmp_path)["iter"] == 2 and len(open(tmp_path / "log.jsonl").readlines()) == 1
 
 
 def test_keep_snapshots_keeps_each_snapshots_actor(tmp_path):
@@ -178,7 +159,7 @@ def test_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_path, mon
     two, one = _spawn_two_ranks(tmp_path), tmp_path / "one"
     monkeypatch.setattr(aid.guidance.actor_critic, "torch", _NoiseByGlobalRow(0, 1))
     train_aid(*_problem(), str(one), **DDP_RUN)
-    s2, s1 = _state(two)["trainer"], _state(one)["trainer"]
+    s2, s1 = run_state(two)["trainer"], run_state(one)["trainer"]
     assert s1["actor"]["conv_out.weight"].abs().max() > 1e-3  # trained away from its zero initialisation
     for name in ("actor", "critic"):
         for k, v in s2[name].items():
@@ -188,7 +169,7 @@ def test_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_path, mon
             want = s1[opt]["state"][i]["exp_avg"]
             assert (st["exp_avg"] - want).abs().max() <= 1e-5 * want.abs().max()
     r0, r1 = (torch.load(two / f"actor_rank{r}.pt", weights_only=True) for r in (0, 1))
-    _assert_trees_equal(r0, r1)
+    assert_trees_equal(r0, r1)
     assert len(open(two / "log.jsonl").readlines()) == 3  # rank 0 alone writes
 
 
@@ -228,7 +209,7 @@ def test_a_latent_run_on_two_gloo_processes_equals_one_process(tmp_path, monkeyp
     monkeypatch.setattr(aid.guidance.actor_critic, "torch", _NoiseByGlobalRow(0, 1))
     D, data, problem = _latent_problem(files)
     train_aid(D, data, str(one), problem=problem, **LATENT_RUN)
-    s2, s1 = _state(two), _state(one)
+    s2, s1 = run_state(two), run_state(one)
     assert s1["trainer"]["actor"]["conv_out.weight"].abs().max() > 1e-3 and s1["setup"]["problem"]["space"] == "latent"
     for name in ("actor", "critic"):
         for k, v in s2["trainer"][name].items():
@@ -276,7 +257,7 @@ def test_warm_start_from_an_actor_and_a_mismatched_one_is_refused(tmp_path):
     first = train_aid(net, data, str(tmp_path / "a"), iters=2, **kw)
     path = str(tmp_path / "a" / "actor.safetensors")
     warm = train_aid(net, data, str(tmp_path / "b"), iters=0, init_actor=path, **kw)
-    _assert_trees_equal(warm.state_dict(), first.state_dict())
+    assert_trees_equal(warm.state_dict(), first.state_dict())
     moved = train_aid(net, data, str(tmp_path / "c"), iters=1, init_actor=path, **kw)
     assert any(not torch.equal(moved.state_dict()[k], first.state_dict()[k]) for k in first.state_dict())
     with pytest.raises(ValueError, match="init_actor .* another guidance module .*width: 8 there, 16 here"):
@@ -308,7 +289,7 @@ def test_a_step_aware_actor_warm_starts_from_a_plain_one_and_samples_as_it_did(t
             assert value.abs().sum() > 0, name
         elif not name.startswith("step_embed"):
             assert torch.equal(value, warm.state_dict()[name]), name
-    assert _state(str(tmp_path / "e"))["setup"]["actor_trainable"] == "step_embed"
+    assert run_state(str(tmp_path / "e"))["setup"]["actor_trainable"] == "step_embed"
     with pytest.raises(ValueError, match="actor_trainable 'head' names no parameter .*step_embed"):
         train_aid(net, data, str(tmp_path / "f"), iters=1, init_actor=path, actor_trainable="head", **aware_kw)
     with pytest.raises(ValueError, match="actor_trainable fine-tunes part of a trained actor; pass init_actor"):
@@ -333,7 +314,7 @@ def test_a_step_aware_actor_sees_the_same_step_in_rollout_training_and_sampling(
     torch.testing.assert_close(torch.cat(seen), trainer.sigmas[1:])
 
 
-def test_warm_start_of_the_critic_from_another_runs_state(tmp_path):
+def test_warm_start_of_the_critic_from_another_runsrun_state(tmp_path):
     net, data = _problem()
     kw = dict(mask_kinds=["center_box"], batch=4, progress=False, masks_per_kind=4,
               cfg=ACConfig(num_steps=2, critic_warmup=0), actor_kwargs={"width": 8, "depth": 1},
@@ -342,7 +323,7 @@ def test_warm_start_of_the_critic_from_another_runs_state(tmp_path):
     state = str(tmp_path / "a" / "state.pt")
     train_aid(net, data, str(tmp_path / "b"), iters=0, init_critic=state, **kw)
     want = torch.load(state, weights_only=True)["trainer"]["critic"]
-    _assert_trees_equal(torch.load(str(tmp_path / "b" / "state.pt"), weights_only=True)["trainer"]["critic"], want)
+    assert_trees_equal(torch.load(str(tmp_path / "b" / "state.pt"), weights_only=True)["trainer"]["critic"], want)
     fresh = torch.load(str(tmp_path / "a" / "state.pt"), weights_only=True)  # a run without it resumes as before
     assert "init_critic" not in fresh["setup"]
     with pytest.raises(ValueError, match="init_critic .* another critic .*width: 8 there, 16 here"):
