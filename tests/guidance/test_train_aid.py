@@ -60,6 +60,33 @@ def test_a_killed_run_resumes_bitwise_with_randomized_steps(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(whole.parameters(), shipped.parameters()))
 
 
+def test_the_ema_ships_resumes_bitwise_and_can_be_added_on_resume(tmp_path, capsys):
+    """ema_halflife: actor.safetensors holds the EMA, state.pt the raw actor and the EMA; a killed run resumes to
+    the same bits; a run started without one takes one on resume, starting from the actor's weights there."""
+    net, data = _problem()
+    cfg = ACConfig(lr_actor=1e-2, lr_critic=1e-2, critic_warmup=1)
+    run = dict(cfg=cfg, mask_kinds=["center_box"], batch=4, seed=1, **SMALL)
+    whole = train_aid(net, data, str(tmp_path / "a"), iters=5, ema_halflife=2, **run)
+    train_aid(net, data, str(tmp_path / "b"), iters=2, ema_halflife=2, **run)
+    resumed = train_aid(net, data, str(tmp_path / "b"), iters=5, ema_halflife=2, **run)
+    a, b = run_state(tmp_path / "a"), run_state(tmp_path / "b")
+    assert_trees_equal(a, {**b, "seconds": a["seconds"]})
+    shipped = load_actor(str(tmp_path / "a" / "actor.safetensors"))
+    assert_trees_equal(dict(shipped.state_dict()), a["ema"])
+    assert_trees_equal(dict(whole.state_dict()), a["ema"])
+    assert_trees_equal(dict(resumed.state_dict()), a["ema"])
+    assert any(not torch.equal(v, a["trainer"]["actor"][k]) for k, v in a["ema"].items())  # an average, not the last
+    assert read_metadata(str(tmp_path / "b" / "actor.safetensors"))[2]["ema_halflife"] == 2
+    # added on resume: the first EMA step starts from the resumed actor (β = 0.5 at half-life 1)
+    train_aid(net, data, str(tmp_path / "c"), iters=2, **run)
+    raw_before = run_state(tmp_path / "c")["trainer"]["actor"]
+    train_aid(net, data, str(tmp_path / "c"), iters=3, ema_halflife=1, **run)
+    assert "ema_halflife 1 (was None)" in capsys.readouterr().err
+    c = run_state(tmp_path / "c")
+    for k, v in c["ema"].items():
+        torch.testing.assert_close(v, (raw_before[k] + c["trainer"]["actor"][k]) / 2)
+
+
 def test_resuming_with_another_setup_is_refused(tmp_path):
     net, data = _problem()
     run = dict(mask_kinds=["center_box"], batch=2, iters=1, **SMALL)

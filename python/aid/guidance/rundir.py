@@ -2,18 +2,21 @@
 (the module that ships) and RUN/log.jsonl.
 
 - The setup a run was started with (configurations, mask kinds, batch, seed, ...) is recorded in state.pt and a
-  resume with another one is refused, the differences listed; only the learning rates may change (RESUMABLE), so
-  that a diverged run goes on from its last snapshot with lower rates.
+  resume with another one is refused, the differences listed; only the learning rates and the EMA may change
+  (RESUMABLE), so that a diverged run goes on from its last snapshot with lower rates, or a noisy one with an EMA.
 - Fingerprints of what the run trains on (the backbone's weights, the data, the mask pool) are recorded beside
   the setup and checked on every resume, naming the mismatch: the setup alone holds only the backbone's class
   and size. A state.pt from before fingerprints resumes, with a note, and records them from then on.
 - Snapshots are written atomically (temp file + rename), and only of finite states: a diverged step raises
   TrainingDiverged before anything is written, so the last good snapshot stays.
+- With an EMA of the actor (ActorEMA), actor.safetensors holds the EMA's weights and state.pt both; an EMA added
+  on resume starts from the actor's weights there.
 - On resume the log is trimmed to the snapshot's iteration, so that iterations redone after a kill are logged
   once (a line cut short by the kill goes too).
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -25,10 +28,30 @@ import torch.distributed as dist
 from aid.core.checkpoint import atomic_write, save_module, tensors_fingerprint
 from aid.core.nn import n_params
 
-RESUMABLE = ("cfg.lr_actor", "cfg.lr_critic")  # setup keys a resume may change: lower rates after a divergence
+# setup keys a resume may change: lower rates after a divergence, an EMA of the actor added or its half-life changed
+RESUMABLE = ("cfg.lr_actor", "cfg.lr_critic", "ema_halflife")
 FINGERPRINTS = {"backbone": "another backbone (its weights differ: the setup records only the class and size)",
                 "data": "another data set", "masks": "other masks (the mask pool differs)",
                 "vae": "another VAE (its weights differ)", "labels": "other class labels"}  # the last two: latent runs
+
+
+class ActorEMA:
+    """An exponential moving average of the actor's weights, with a half-life in iterations: the module that
+    ships. The actor's weights move with the critic's noise from one iteration to the next; their average over a
+    few hundred iterations scores better on validation than any one snapshot (docs/notes/results-notebook.md)."""
+
+    def __init__(self, actor: torch.nn.Module, halflife: float):
+        self.halflife, self.module = halflife, copy.deepcopy(actor).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, actor: torch.nn.Module) -> None:
+        beta = 0.5 ** (1 / self.halflife)
+        for p_ema, p in zip(self.module.parameters(), actor.parameters()):
+            p_ema.lerp_(p, 1 - beta)
+
+    def restart(self, actor: torch.nn.Module, state: dict | None) -> None:
+        """From a resumed run's state.pt: its EMA, or (none there) the actor's weights."""
+        self.module.load_state_dict(state if state is not None else actor.state_dict())
 
 
 class TrainingDiverged(FloatingPointError):
@@ -68,9 +91,10 @@ def _note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def resume(state_path: str, setup: dict, prints: dict, trainer, data_gen, noise_gen, rank: int, world: int):
+def resume(state_path: str, setup: dict, prints: dict, trainer, data_gen, noise_gen, rank: int, world: int,
+           ema: ActorEMA | None = None):
     """Rank 0 reads state.pt (if any) and hands it to every rank; checks the setup and the fingerprints against
-    it, restores the trainer and the generators and applies changed learning rates; returns (iteration,
+    it, restores the trainer, the EMA and the generators and applies changed learning rates; returns (iteration,
     seconds). Every rank raises alike on a mismatch."""
     box = [torch.load(state_path, map_location="cpu", weights_only=True)
            if rank == 0 and os.path.exists(state_path) else None]
@@ -98,13 +122,15 @@ def resume(state_path: str, setup: dict, prints: dict, trainer, data_gen, noise_
                                  f"{recorded[name][:12]}… there, {prints[name][:12]}… here; refusing to resume it; "
                                  f"use the {name} it was started with, or another run_dir")
     trainer.load_state_dict(s["trainer"])
-    if changed:  # the learning rates only (RESUMABLE): the optimizers restored the old ones
+    if ema is not None:
+        ema.restart(trainer.actor, s.get("ema"))
+    if any(k.startswith("cfg.lr") for k, _, _ in changed):  # the optimizers restored the old rates
         for opt, lr in ((trainer.opt_actor, trainer.cfg.lr_actor), (trainer.opt_critic, trainer.cfg.lr_critic)):
             for group in opt.param_groups:
                 group["lr"] = lr  # cfg.lr_decay_iters > 0: set_learning_rates rescales it every step
-        if rank == 0:
-            _note(f"train_aid: resuming {run_dir} at iteration {s['iter']} with "
-                  + ", ".join(f"{k.split('.')[-1]} {n:g} (was {o:g})" for k, o, n in changed))
+    if changed and rank == 0:
+        _note(f"train_aid: resuming {run_dir} at iteration {s['iter']} with "
+              + ", ".join(f"{k.split('.')[-1]} {n} (was {o})" for k, o, n in changed))
     data_gen.set_state(s["data_gen"])
     noise_gen.set_state(s["noise_gens"][rank])
     return s["iter"], s["seconds"]
@@ -133,27 +159,30 @@ def trim_log(path: str, it: int) -> None:
 
 
 def save_snapshot(run_dir: str, trainer, data_gen, noise_gen, it: int, seconds: float, setup: dict, prints: dict,
-                  rank: int, world: int, keep: bool = False) -> None:
-    """Gather every rank's noise-generator state; rank 0 writes actor.safetensors and state.pt atomically
-    (and, when keep, a copy actor_ITER.safetensors for choosing a snapshot later)."""
+                  rank: int, world: int, keep: bool = False, ema: ActorEMA | None = None) -> None:
+    """Gather every rank's noise-generator state; rank 0 writes actor.safetensors (the EMA's weights when there
+    is one) and state.pt atomically (and, when keep, a copy actor_ITER.safetensors for choosing a snapshot
+    later)."""
     noise_states = [noise_gen.get_state()]
     if world > 1:
         noise_states = [None] * world
         dist.all_gather_object(noise_states, noise_gen.get_state())
     if rank != 0:
         return
-    actor, n_backbone = trainer.actor, setup["backbone"]["params"]
+    actor, n_backbone = (ema.module if ema else trainer.actor), setup["backbone"]["params"]
     extra = dict(iterations=it, images=it * setup["batch"], seconds=seconds, ac_config=setup["cfg"],
                  num_steps_choices=setup["num_steps_choices"], mask_kinds=setup["mask_kinds"],
                  actor_params=n_params(actor), backbone_params=n_backbone,
                  param_ratio=n_params(actor) / n_backbone if n_backbone else None,  # None: a parameter-free oracle
                  critic=setup["critic"], world_size=world, fingerprints=prints,
-                 **({"problem": setup["problem"]} if "problem" in setup else {}))  # e.g. trained in latent space
+                 **({"problem": setup["problem"]} if "problem" in setup else {}),  # e.g. trained in latent space
+                 **({"ema_halflife": ema.halflife} if ema else {}))
     actor_path = os.path.join(run_dir, "actor.safetensors")
     save_module(actor, actor_path, "GuidanceModule", actor.config, extra)
     if keep:
         atomic_write(os.path.join(run_dir, f"actor_{it:06d}.safetensors"),
                      lambda tmp: shutil.copyfile(actor_path, tmp))
     state = dict(trainer={**trainer.state_dict(), "iteration": it}, data_gen=data_gen.get_state(),
-                 noise_gens=noise_states, iter=it, seconds=seconds, setup=setup, fingerprints=prints)
+                 noise_gens=noise_states, iter=it, seconds=seconds, setup=setup, fingerprints=prints,
+                 **({"ema": ema.module.state_dict()} if ema else {}))
     atomic_write(os.path.join(run_dir, "state.pt"), lambda tmp: torch.save(state, tmp))

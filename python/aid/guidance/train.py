@@ -36,10 +36,9 @@ from dataclasses import asdict, fields, replace
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file
 
 from aid.core.argtypes import count, finite_float, json_object, step_counts
-from aid.core.checkpoint import read_metadata, sha256_of, writable_dir
+from aid.core.checkpoint import sha256_of, writable_dir
 from aid.core.common import device_of
 from aid.core.distributed import all_mean, any_rank, rank_and_world
 from aid.core.nn import n_params
@@ -47,7 +46,16 @@ from aid.data.masks import KINDS, mask_pool
 from aid.guidance.actor_critic import ACConfig, AIDTrainer, check_config
 from aid.guidance.distributed import average_gradients, init_distributed
 from aid.guidance.networks import Critic, GuidanceModule
-from aid.guidance.rundir import TrainingDiverged, all_finite, described, fingerprints, resume, save_snapshot, trim_log
+from aid.guidance.rundir import (
+    ActorEMA,
+    TrainingDiverged,
+    all_finite,
+    fingerprints,
+    resume,
+    save_snapshot,
+    trim_log,
+)
+from aid.guidance.warm import freeze_all_but, warm_start, warm_start_critic
 
 TRAIN_MASK_SEED = 20_000  # mask pools use masks(kind, n, res, TRAIN_MASK_SEED + seed), never the benchmark's 10_000 + v
 METRICS = ("cost", "critic_loss", "actor_loss", "td_abs")
@@ -70,42 +78,6 @@ def build_trainers(backbone, cfg: ACConfig, actor_kwargs: dict, critic_kwargs: d
     for t in trainers.values():
         t.opt_actor, t.opt_critic = first.opt_actor, first.opt_critic
     return trainers
-
-
-def warm_start(actor: GuidanceModule, path: str) -> None:
-    """Load an actor.safetensors' weights into actor (same configuration required, except that a step-aware
-    actor may start from one without the step input: its step embedding starts at zero, so training begins
-    from exactly the loaded field)."""
-    _, config, _ = read_metadata(path)
-    adds_step = bool(actor.config.get("step_aware")) and not config.get("step_aware")
-    if {**config, **({"step_aware": True} if adds_step else {})} != actor.config:
-        raise ValueError(f"train_aid: init_actor {path} is another guidance module ({described(config, actor.config)})")
-    state = load_file(path, device=str(next(actor.parameters()).device))
-    missing, _ = actor.load_state_dict(state, strict=not adds_step)
-    assert all(k.startswith("step_embed.") for k in missing), missing  # the configs matched
-
-
-def warm_start_critic(critic: Critic, path: str) -> None:
-    """Load the critic of another run's state.pt into critic (same configuration required). A fresh critic's
-    ∇V̂ steers a warm-started actor off its optimum before it has learned the value (measured: a fine-tune of
-    the bundled module rose from cost 175 to 220 in its first 230 actor iterations with a fresh critic)."""
-    s = torch.load(path, map_location="cpu", weights_only=True)
-    config = s["setup"]["critic"]
-    if config != critic.config:
-        raise ValueError(f"train_aid: init_critic {path} holds another critic ({described(config, critic.config)})")
-    critic.load_state_dict(s["trainer"]["critic"], strict=True)
-
-
-def freeze_all_but(actor: GuidanceModule, prefix: str) -> None:
-    """requires_grad only for the actor's parameters under the dotted prefix (whole name parts: "body.down.1" is
-    not "body.down.10"); the trainer then updates just those."""
-    prefix = prefix.rstrip(".")
-    names = [n for n, _ in actor.named_parameters() if n == prefix or n.startswith(prefix + ".")]
-    if not names:
-        raise ValueError(f"train_aid: actor_trainable {prefix!r} names no parameter of the guidance module "
-                         f"(it has {', '.join(sorted({n.split('.')[0] for n, _ in actor.named_parameters()}))})")
-    for n, p in actor.named_parameters():
-        p.requires_grad_(n in names)
 
 
 class PixelProblem:
@@ -175,7 +147,8 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
               critic_kwargs=None, mask_kinds, iters: int, batch: int = 64, seed: int = 0, progress=True,
               max_seconds=None, snapshot_every=500, log_every=10, masks_per_kind=1000,
               num_steps_choices=None, init_actor: str | None = None, init_critic: str | None = None,
-              actor_trainable: str | None = None, keep_snapshots=False, problem=None) -> GuidanceModule:
+              actor_trainable: str | None = None, keep_snapshots=False, problem=None,
+              ema_halflife: float = 0) -> GuidanceModule:
     """Train AID's actor (and critic) on data [N, C, H, W] in [-1, 1] with masks of the given kinds;
     resumes from run_dir/state.pt (refused if the setup differs). Returns the actor.
 
@@ -193,6 +166,8 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     masks_per_kind a fixed pool per kind, from seeds disjoint from aid.data.masks.benchmark_masks'.
     keep_snapshots also keep every snapshot's actor as run_dir/actor_ITER.safetensors (for choosing
                    one on a validation split: benchmarks/tune_baselines.py --aid).
+    ema_halflife   > 0: actor.safetensors holds an exponential moving average of the actor's weights with this
+                   half-life in iterations (aid.guidance.rundir.ActorEMA); may be added to a run on resume.
     Writes run_dir/actor.safetensors (the guidance module, its config and the run's numbers in the
     metadata) and run_dir/state.pt every snapshot_every iterations and at the end, and
     run_dir/log.jsonl (means over log_every iterations, and the last iteration's K). Stops after
@@ -219,7 +194,8 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
         init_actor=init_actor and sha256_of(init_actor),
         **({"init_critic": sha256_of(init_critic)} if init_critic else {}),  # absent: older runs still resume
         **({"actor_trainable": actor_trainable} if actor_trainable else {}),
-        **({"problem": problem.setup} if problem.setup else {}))))
+        **({"problem": problem.setup} if problem.setup else {}),
+        **({"ema_halflife": ema_halflife} if ema_halflife else {}))))
     if init_actor:
         warm_start(trainer.actor, init_actor)
     if init_critic:
@@ -232,7 +208,9 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     data_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device).manual_seed((seed + 1) * 1_000_003 + rank)
     prints = {**fingerprints(backbone, data, pool), **problem.fingerprints()}
-    it, seconds = resume(os.path.join(run_dir, "state.pt"), setup, prints, trainer, data_gen, noise_gen, rank, world)
+    ema = ActorEMA(trainer.actor, ema_halflife) if ema_halflife else None
+    it, seconds = resume(os.path.join(run_dir, "state.pt"), setup, prints, trainer, data_gen, noise_gen, rank, world,
+                         ema)
     saved_it = it  # the iteration of the last snapshot on disk
     if world > 1:
         average_gradients(trainer.opt_actor, world)
@@ -245,7 +223,7 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     def snapshot() -> None:
         nonlocal saved_it
         save_snapshot(run_dir, trainer, data_gen, noise_gen, it, elapsed(), setup, prints, rank, world,
-                      keep_snapshots)
+                      keep_snapshots, ema)
         saved_it = it
 
     def diverged(values: list[float]) -> str | None:
@@ -286,6 +264,8 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
                         f"--lr-critic (ACConfig.lr_actor, lr_critic; now {cfg.lr_actor:g} and {cfg.lr_critic:g}), "
                         "e.g. ten times smaller.")
                 it += 1
+                if ema is not None:
+                    ema.update(trainer.actor)
                 window.add(values)
                 if bar is not None:
                     bar.update(1)
@@ -302,7 +282,7 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     finally:
         if bar is not None:
             bar.close()  # before any error is printed: a bar closed later would be drawn again below it
-    return trainer.actor
+    return ema.module if ema else trainer.actor
 
 
 # The command line (`aid train`, python -m aid.guidance.train): it only parses, then calls train_aid.
@@ -329,6 +309,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snapshot-every", type=count(1), default=500)
     p.add_argument("--keep-snapshots", action="store_true",
                    help="also keep each snapshot's actor as actor_ITER.safetensors (to choose one on validation)")
+    p.add_argument("--ema-halflife", type=finite_float(0), default=0, metavar="ITERS",
+                   help="ship an EMA of the actor's weights with this half-life in iterations (0: the last weights); "
+                        "may be added on resume")
     p.add_argument("--init-actor", default=None, help="warm start: an actor.safetensors to start the actor from")
     p.add_argument("--init-critic", default=None, help="warm start: another run's state.pt to start the critic from")
     p.add_argument("--actor-trainable", default=None, metavar="PREFIX",
@@ -373,7 +356,7 @@ def run(a: argparse.Namespace, load_problem=pixel_problem) -> None:
                       batch=a.batch, seed=a.seed, max_seconds=a.max_seconds, snapshot_every=a.snapshot_every,
                       masks_per_kind=a.masks_per_kind, num_steps_choices=steps if len(steps) > 1 else None,
                       init_actor=a.init_actor, init_critic=a.init_critic, actor_trainable=a.actor_trainable,
-                      keep_snapshots=a.keep_snapshots, problem=problem)
+                      keep_snapshots=a.keep_snapshots, problem=problem, ema_halflife=a.ema_halflife)
     if rank_and_world()[0] == 0:
         print(f"guidance module: {n_params(actor):,} parameters ({n_params(actor) / n_params(backbone):.2%} of the "
               f"backbone), {os.path.join(a.run_dir, 'actor.safetensors')}")
