@@ -196,6 +196,13 @@ def test_a_missing_module_is_named_not_taken_for_a_missing_backbone(fmnist, tmp_
     assert "aid.edm.train" not in str(e.value.code) and "\n" not in str(e.value.code)
 
 
+def test_paths_inside_the_working_folder_are_recorded_relative(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    inside, outside = str(tmp_path / "m" / "net.safetensors"), "/elsewhere/net.safetensors"
+    assert provenance.portable(dict(backbone=inside, aid=outside, images=3)) == dict(
+        backbone=os.path.join("m", "net.safetensors"), aid=outside, images=3)
+
+
 def test_versions_name_the_checkout_of_this_code_or_none(tmp_path, monkeypatch):
     import subprocess
     here = os.path.dirname(os.path.abspath(provenance.__file__))

@@ -47,3 +47,10 @@ def versions() -> dict:
     return dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__, aid=aid.__version__,
                 aid_ext=aid_ext.__version__, aid_ext_build=aid_ext.build_info(), git_commit=commit,
                 git_dirty=None if status is None else bool(status))
+
+
+def portable(args: dict) -> dict:
+    """A run's arguments as results.json records them: a path inside the working folder relative to it (e.g. the
+    bundled backbone's, which the package gives as absolute), so that results can be committed and moved."""
+    here = os.getcwd() + os.sep
+    return {k: os.path.relpath(v) if isinstance(v, str) and v.startswith(here) else v for k, v in args.items()}

@@ -32,7 +32,7 @@ from aid.baselines.deft import HOW_TO_TRAIN
 from aid.bench import cells
 from aid.bench import latent as latent_bench
 from aid.bench.cells import RES, cell_metrics, cost, points, run_cell, steps_for  # noqa: F401
-from aid.bench.provenance import machine, versions
+from aid.bench.provenance import machine, portable, versions
 from aid.bench.report import key_of, shown_cells, write_reports
 from aid.bench.results import (
     BenchmarkError,
@@ -134,7 +134,7 @@ class Ledger:
         check_hyperparameters(res["cells"], methods)
         if s.merge and self.examples:
             atomic_write(self.ex_path, lambda tmp: save_file(self.examples, tmp))
-        run = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), args=asdict(s),
+        run = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), args=portable(asdict(s)),
                    command=" ".join(sys.argv), machine=machines[0], versions=versions(), processes=self.world)
         kinds = [{k: v for k, v in m.items() if k != "device"} for m in machines]
         others = [m for i, m in enumerate(kinds) if m != kinds[0] and m not in kinds[:i]]
