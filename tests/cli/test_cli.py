@@ -136,6 +136,9 @@ def test_inpaint_aid_defaults_to_the_steps_and_solver_of_training(trained, tmp_p
         return calls[0]["num_steps"], calls[0]["solver"]
 
     assert settings(modules["heun3"]) == (3, "heun") and calls[0]["guidance_scale"] == 1.0
+    assert calls[0]["project"] is True
+    assert settings(modules["heun3"], "--method", "aid_paste") == (3, "heun")  # a variant: AID's options
+    assert calls[0]["project"] is False
     settings(modules["heun3"], "--guidance-scale", "0.5")
     assert calls[0]["guidance_scale"] == 0.5
     assert settings(modules["heun3"], "--steps", "5", "--solver", "euler") == (5, "euler")  # the flags win
