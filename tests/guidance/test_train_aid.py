@@ -17,9 +17,9 @@ import aid.guidance.networks
 from aid.baselines import paste as paste_baseline
 from aid.core.checkpoint import read_metadata, save_module
 from aid.data.masks import TEST_SET_VERSION, masks
-from aid.edm import EDMPrecond, sample
+from aid.edm import EDMPrecond, edm_sigmas, sample
 from aid.eval.oracle import GaussianDenoiser, random_covariance
-from aid.guidance.actor_critic import ACConfig
+from aid.guidance.actor_critic import ACConfig, AIDTrainer, rollout
 from aid.guidance.networks import GuidanceModule
 from aid.guidance.sample import load_actor, sample_aid
 from aid.guidance.train import TRAIN_MASK_SEED, main, train_aid
@@ -460,3 +460,28 @@ def test_scale_objective_is_the_trainers_J_at_one_and_pure_psi_at_zero():
     at_zero = objective(net, actor, data[:8], mask, cfg, 0.0)
     assert at_zero["energy"] == 0 and at_zero["J"] == at_zero["psi"]
     assert objective(net, actor, data[:8], mask, cfg, 2.0)["energy"] > at_one["energy"] > 0
+
+
+def test_an_actor_on_ddim_eta_steps_trains_ships_its_eta_and_deploys_with_it(tmp_path):
+    """GuidanceModule(eta=1): rollouts take DDIM(1) steps; the eta is in the shipped config, and sample_aid uses
+    it unless told otherwise (a zero module on η = 1 is the η = 1 sampler with projection, then the paste)."""
+    net, data = _problem()
+    cfg = ACConfig(lr_actor=1e-2, lr_critic=1e-2, critic_warmup=1, num_steps=3)
+    actor = train_aid(net, data, str(tmp_path), cfg=cfg, mask_kinds=["center_box"], batch=4, iters=3,
+                      actor_kwargs=dict(width=8, depth=1, emb=8, eta=1.0, project=True),
+                      critic_kwargs=SMALL["critic_kwargs"], masks_per_kind=4, progress=False)
+    shipped = load_actor(str(tmp_path / "actor.safetensors"))
+    assert shipped.config["eta"] == 1.0 and shipped.eta == 1.0 and all(torch.isfinite(p).all()
+                                                                         for p in actor.parameters())
+    zero = GuidanceModule(1, width=8, depth=1, emb=8, eta=1.0)
+    y, m = data[:2], masks("center_box", 2, 8, 1)
+    x, _ = sample_aid(net, zero, y, m, [0, 1], num_steps=4)
+    ref = sample(net, [0, 1], num_steps=4, solver="euler", mask=m, y=y, eta=1.0)
+    torch.testing.assert_close(x, torch.where(m.bool(), y, ref))
+    assert not torch.equal(x, sample_aid(net, zero, y, m, [0, 1], num_steps=4, eta=0.0)[0])
+    sigmas = edm_sigmas(4, device="cpu", dtype=torch.float32)
+    ends = [rollout(net, GuidanceModule(1, eta=e), y, m, sigmas, ACConfig(num_steps=4),
+                    torch.Generator().manual_seed(0), explore=False)[3] for e in (0.0, 1.0)]
+    assert not torch.allclose(ends[0], ends[1])  # the rollout steps the actor's dynamics
+    with pytest.raises(ValueError, match="eta > 0 rolls DDIM"):
+        AIDTrainer(net, GuidanceModule(1, eta=0.5), aid.guidance.networks.Critic(1), ACConfig(solver="heun"))

@@ -37,10 +37,16 @@ def nfe(num_steps: int, solver: str) -> int:
     return num_steps if solver == "euler" else 2 * num_steps - 1
 
 
-def guided_step(denoise, x, D, s, sn, u=None, heun=True, mask=None, y=None, z=None, ops=aid_ext):
+def guided_step(denoise, x, D, s, sn, u=None, heun=True, mask=None, y=None, z=None, ops=aid_ext, eta=None,
+                z_eta=None):
     """One step σ → σ_next: Euler, or Heun (its predictor unguided, D̂ = denoise(x̂, σ_next)),
     then + Δr·u and the optional projection, all in the fused ops (or in `ops`, e.g. aid_ext.reference,
-    which has the same functions). Heun needs σ_next > 0."""
+    which has the same functions). Heun needs σ_next > 0. With eta ([B], Euler only) the step is DDIM(η) from
+    D with fresh noise z_eta, x' = D + √(1−η²)(σ'/σ)(x − D) + η·σ'·z_eta (η = 0 is the Euler step), then the
+    same + Δr·u and projection."""
+    if eta is not None:
+        x = ops.edm_ddim_step(x, D, s, sn, eta, z=z_eta, g=u, g_scale=None if u is None else s - sn)
+        return x if mask is None else ops.mask_project(x, mask, y, sn, z)
     if not heun:
         return ops.edm_euler_step(x, D, s, sn, u=u, mask=mask, y=y, z=z)[0]
     x_pred, d = ops.edm_euler_step(x, D, s, sn)
@@ -57,8 +63,8 @@ def _progress(it, enabled: bool, desc: str):
 @torch.no_grad()
 def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=0.002, sigma_max=80.0, rho=7.0,
            guidance: Guidance | None = None, mask=None, y=None, class_labels=None, device=None, progress=False,
-           return_trajectory=False, ops=aid_ext, dtype=torch.float32):
-    """Draw len(seeds) images with the deterministic EDM sampler.
+           return_trajectory=False, ops=aid_ext, dtype=torch.float32, eta: float = 0.0):
+    """Draw len(seeds) images with the deterministic EDM sampler (or, with eta > 0, DDIM(η) steps).
 
     net          an EDMPrecond-like callable D(x, sigma[B]) (frozen backbone).
     guidance     u = guidance(x, sigma, D, sigma_next): added as Δr·u after each step (AID's control).
@@ -68,12 +74,16 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
                  is read (aid.core.common.known_part): the hole of y may hold anything.
     ops, dtype   the step functions (aid_ext's fused ops, or aid_ext.reference's plain PyTorch) and the
                  dtype of the state.
+    eta          > 0 (Euler only): every step is DDIM(η) with fresh noise from each image's generator
+                 (guided_step); 1 is DDPM-like ancestral sampling. 0: the probability-flow ODE.
     Returns x_N [B, C, H, W] in dtype (and the list of states x_0..x_N if asked).
     """
     if solver not in ("euler", "heun"):
         raise ValueError(f"sample: solver must be 'euler' or 'heun', got {solver!r}")
     if (mask is None) != (y is None):
         raise ValueError("sample: pass both mask and y (the known image), or neither")
+    if not 0 <= eta <= 1 or (eta > 0 and solver != "euler"):
+        raise ValueError(f"sample: eta must be in [0, 1], and 0 unless solver='euler'; got {eta} with {solver!r}")
     device = torch.device(device) if device is not None else device_of(net)
     shape = (net.img_channels, net.img_resolution, net.img_resolution)
     B = len(seeds)
@@ -94,7 +104,8 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
         u = None if guidance is None else guidance(x, s, D, sn)
         z = None if mask is None else randn_per_sample(gens, shape, device, dtype)
         heun = solver == "heun" and i < num_steps - 1  # no correction on the last step (σ_N = 0)
-        x = guided_step(D_of, x, D, s, sn, u=u, heun=heun, mask=mask, y=y, z=z, ops=ops)
+        stochastic = dict(eta=s.new_full((B,), eta), z_eta=randn_per_sample(gens, shape, device, dtype)) if eta else {}
+        x = guided_step(D_of, x, D, s, sn, u=u, heun=heun, mask=mask, y=y, z=z, ops=ops, **stochastic)
         if return_trajectory:
             trajectory.append(x)
     return (x, trajectory) if return_trajectory else x

@@ -120,10 +120,12 @@ def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.G
     """Roll the controlled ODE from X_0 = σ_0·ε. Returns the per-step (σ_k, X_k, D_k, A_k) stacked as
     [K, B, ...] (detached) and X_K. With explore=False the control is the deterministic mean. A projecting
     actor (`projects`) rolls the sampler it deploys with: after each step the known pixels are set to
-    m⊙x0 noised to σ_{k+1} (exactly m⊙x0 at the end)."""
+    m⊙x0 noised to σ_{k+1} (exactly m⊙x0 at the end). An actor with eta > 0 rolls DDIM(η) steps (fresh noise every
+    step, aid.edm.sampler.guided_step)."""
     B, d = x0.shape[0], x0[0].numel()
     y = observed(x0, mask, y)
     known = dict(mask=mask, y=mask * x0) if projects(actor) else {}
+    eta = getattr(actor, "eta", 0.0)  # the dynamics the actor steers (GuidanceModule(eta=...))
     s_lam = sigma_lambda(cfg, d)
     x = sigmas[0] * torch.randn(x0.shape, generator=generator, device=x0.device)
     X, Ds, As = [], [], []
@@ -135,7 +137,10 @@ def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.G
             a = a + s_lam * torch.randn(x.shape, generator=generator, device=x.device)
         X.append(x), Ds.append(D), As.append(a)
         z = torch.randn(x.shape, generator=generator, device=x.device) if known else None
-        x = guided_step(backbone, x, D, s, sn, u=a, heun=cfg.solver == "heun" and k < cfg.num_steps - 1, z=z, **known)
+        stochastic = dict(eta=s.new_full((B,), eta), z_eta=torch.randn(x.shape, generator=generator,
+                                                                       device=x.device)) if eta else {}
+        x = guided_step(backbone, x, D, s, sn, u=a, heun=cfg.solver == "heun" and k < cfg.num_steps - 1, z=z, **known,
+                        **stochastic)
     return torch.stack(X), torch.stack(Ds), torch.stack(As), x
 
 
@@ -166,6 +171,9 @@ class AIDTrainer:
 
     def __init__(self, backbone, actor, critic, cfg: ACConfig = ACConfig(), device="cpu"):
         check_config(cfg)
+        if getattr(actor, "eta", 0.0) and cfg.solver != "euler":
+            raise ValueError(f"AIDTrainer: an actor with eta > 0 rolls DDIM(η) steps, which replace Euler's; "
+                             f"ACConfig.solver must be 'euler', got {cfg.solver!r}")
         self.backbone = backbone.eval().requires_grad_(False)
         self.actor, self.critic, self.cfg = actor, critic, cfg
         self.opt_actor = torch.optim.Adam(actor.parameters(), lr=cfg.lr_actor, betas=(0.9, 0.999))

@@ -51,10 +51,12 @@ class GuidanceModule(nn.Module):
                  sigma_data: float = 0.5,      # The backbone's σ_data (for c_in).
                  step_aware: bool = False,     # Also embed the step, ln(Δr/σ) (needs sigma_next): one module
                                                # for several K sees which grid it is on (step_fraction).
-                 project: bool = False):       # Trained with the known pixels projected (y noised to
+                 project: bool = False,        # Trained with the known pixels projected (y noised to
                                                # σ_{k+1}) after every step, as sample_aid deploys by default,
                                                # not only pasted at the end. Not read by forward; the trainer
                                                # reads it (aid.guidance.actor_critic.projects).
+                 eta: float = 0.0):            # The dynamics it steers: DDIM(η) steps (0: the ODE's Euler
+                                               # steps). Read by the trainer's rollouts and sample_aid.
         super().__init__()
         if output_scaling not in ("none", "inv_sigma"):
             raise ValueError(f"GuidanceModule: output_scaling must be 'none' or 'inv_sigma', got {output_scaling!r}")
@@ -64,7 +66,11 @@ class GuidanceModule(nn.Module):
             self.config["step_aware"] = True
         if project:
             self.config["project"] = True
-        self.project = project
+        if not 0 <= eta <= 1:
+            raise ValueError(f"GuidanceModule: eta must be in [0, 1], got {eta}")
+        if eta:
+            self.config["eta"] = float(eta)
+        self.project, self.eta = project, float(eta)
         self.output_scaling = output_scaling
         self.use_denoised, self.sigma_data = use_denoised, sigma_data
         cin = 2 * img_channels + 1 + (img_channels if use_denoised else 0)

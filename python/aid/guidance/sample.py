@@ -50,7 +50,7 @@ def _check(backbone, actor, y, mask, seeds, guidance_scale) -> None:
 
 @torch.no_grad()
 def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, solver="euler", paste=True,
-               guidance_scale=1.0, progress=False, project=True):
+               guidance_scale=1.0, progress=False, project=True, eta=None):
     """Inpaint with AID: x_{i+1} = Step_D(x_i) + Δr_i·s·μ_φ(σ_i, x_i; y, m, D), then x̂ = m⊙y + (1−m)⊙x_N.
 
     backbone  the frozen EDM backbone the actor was trained with.
@@ -62,6 +62,8 @@ def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, so
               bundled module (trained without it) gains 0.95 dB of mean hole PSNR with it, and its quality no
               longer falls as much with the step count (docs/notes/results-notebook.md); a module trained with it
               (GuidanceModule(project=True)) must be deployed with it.
+    eta       DDIM(η) steps instead of Euler (aid.edm.sample); None: the η the module was trained on
+              (GuidanceModule(eta=...), 0 for the ODE), which is what it should be deployed with.
     guidance_scale  s, the control's multiplier: 1 is the trained field (the optimum of Ψ + (β/2)∫‖u‖², whose
               Ψ = ‖X_T − x0‖² pulls towards the blurry posterior mean); s < 1 trades fidelity for sharpness,
               roughly like training with β/s (exactly so where the control is weak); 0 is unguided + paste.
@@ -78,7 +80,9 @@ def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, so
     y = mask * known_part(y.to(device, torch.float32), mask)  # the actor was trained on y = m⊙x0
     guidance = lambda x, s, D, sn: guidance_scale * actor(x, s, y, mask, D, sn)  # noqa: E731
     known = dict(mask=mask, y=y) if project else {}
-    x = sample(backbone, seeds, num_steps=num_steps, solver=solver, guidance=guidance, progress=progress, **known)
+    eta = getattr(actor, "eta", 0.0) if eta is None else eta
+    x = sample(backbone, seeds, num_steps=num_steps, solver=solver, guidance=guidance, progress=progress, eta=eta,
+               **known)
     if paste:
         x = aid_ext.mask_project(x, mask, y, torch.zeros(x.shape[0], device=device))
     if device.type == "cuda":
