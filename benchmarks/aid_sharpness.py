@@ -20,12 +20,12 @@ import os
 
 import torch
 
-import aid_ext
 from aid.baselines import METHODS
 from aid.baselines.common import start
 from aid.data.datasets import fashion_mnist
 from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import load
+from aid.edm.sampler import guided_step
 from aid.eval.metrics import fmnist_distances, psnr
 from aid.guidance.sample import DEFAULT_GUIDANCE, load_actor
 
@@ -41,8 +41,8 @@ def aid_eta(net, actor, y, mask, seeds, num_steps: int, eta: float, tail: float)
         D = run.denoise(x, i)
         u = actor(x, s, y, run.mask, D, sn)
         e = torch.full_like(s, eta if i >= first_noisy else 0.0)
-        x = aid_ext.edm_ddim_step(x, D, s, sn, e, z=run.noise(), g=u, g_scale=s - sn)
-        x = aid_ext.mask_project(x, run.mask, run.y, sn, run.noise())
+        z_eta, z = run.noise(), run.noise()  # in this order: the recorded results' noise
+        x = guided_step(run.denoise, x, D, s, sn, u=u, heun=False, mask=run.mask, y=run.y, z=z, eta=e, z_eta=z_eta)
     return run.paste(x)
 
 

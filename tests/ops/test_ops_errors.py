@@ -73,6 +73,11 @@ def test_euler_step_bad_input(case, error, message):
     assert "edm_euler_step" in str(info.value) or case in ("int_x",)
 
 
+def inf_at(i: int):
+    """A change of the inputs: positional argument i (a σ) set to +inf."""
+    return lambda a, k: a.__setitem__(i, torch.full_like(a[i], float("inf")))
+
+
 @pytest.mark.parametrize("name, change, message", [
     ("edm_heun_correct", lambda a, k: a.__setitem__(5, torch.zeros_like(a[5])), "'sigma_next' must be > 0"),
     ("edm_ddim_step", lambda a, k: a.__setitem__(4, torch.full_like(a[4], 1.5)), "'eta' must lie in [0, 1]"),
@@ -83,19 +88,13 @@ def test_euler_step_bad_input(case, error, message):
     ("edm_denoise", lambda a, k: k.__setitem__("u", k["u"][:, :1]), "argument 'u' must have shape"),
     ("edm_scale_input", lambda a, k: a.__setitem__(1, -a[1]), "'sigma' must be >= 0"),
     # issue 20: an infinite σ is refused by every op, not turned into NaN or a silent 0
-    ("edm_heun_correct", lambda a, k: a.__setitem__(4, torch.full_like(a[4], float("inf"))),
-     "'sigma' must be >= 0 and finite"),
-    ("edm_ddim_step", lambda a, k: a.__setitem__(2, torch.full_like(a[2], float("inf"))),
-     "'sigma' must be > 0 and finite"),
-    ("edm_ddim_step", lambda a, k: a.__setitem__(3, torch.full_like(a[3], float("inf"))),
-     "'sigma_next' must be >= 0 and finite"),
-    ("edm_renoise", lambda a, k: a.__setitem__(2, torch.full_like(a[2], float("inf"))), "finite"),
-    ("mask_project", lambda a, k: a.__setitem__(3, torch.full_like(a[3], float("inf"))),
-     "'sigma' must be >= 0 and finite"),
-    ("edm_denoise", lambda a, k: a.__setitem__(2, torch.full_like(a[2], float("inf"))),
-     "'sigma' must be >= 0 and finite"),
-    ("edm_scale_input", lambda a, k: a.__setitem__(1, torch.full_like(a[1], float("inf"))),
-     "'sigma' must be >= 0 and finite"),
+    ("edm_heun_correct", inf_at(4), "'sigma' must be >= 0 and finite"),
+    ("edm_ddim_step", inf_at(2), "'sigma' must be > 0 and finite"),
+    ("edm_ddim_step", inf_at(3), "'sigma_next' must be >= 0 and finite"),
+    ("edm_renoise", inf_at(2), "finite"),
+    ("mask_project", inf_at(3), "'sigma' must be >= 0 and finite"),
+    ("edm_denoise", inf_at(2), "'sigma' must be >= 0 and finite"),
+    ("edm_scale_input", inf_at(1), "'sigma' must be >= 0 and finite"),
 ])
 def test_other_ops_bad_input(name, change, message):
     args, kwargs = inputs(name, (2, 3, 4, 4), torch.float32)

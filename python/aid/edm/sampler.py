@@ -98,13 +98,14 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
     x = sigmas[0] * randn_per_sample(gens, shape, device, dtype)
     D_of = lambda x_, s_: net(x_, s_, class_labels=class_labels)  # noqa: E731
     trajectory = [x] if return_trajectory else None
+    eta_t = sigmas.new_full((B,), eta) if eta else None
     for i in _progress(range(num_steps), progress, f"EDM {solver} sampling"):
         s, sn = sigmas[i].expand(B), sigmas[i + 1].expand(B)
         D = D_of(x, s)
         u = None if guidance is None else guidance(x, s, D, sn)
         z = None if mask is None else randn_per_sample(gens, shape, device, dtype)
         heun = solver == "heun" and i < num_steps - 1  # no correction on the last step (σ_N = 0)
-        stochastic = dict(eta=s.new_full((B,), eta), z_eta=randn_per_sample(gens, shape, device, dtype)) if eta else {}
+        stochastic = dict(eta=eta_t, z_eta=randn_per_sample(gens, shape, device, dtype)) if eta else {}
         x = guided_step(D_of, x, D, s, sn, u=u, heun=heun, mask=mask, y=y, z=z, ops=ops, **stochastic)
         if return_trajectory:
             trajectory.append(x)

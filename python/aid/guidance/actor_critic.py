@@ -108,6 +108,11 @@ def projects(actor) -> bool:
     return bool(getattr(actor, "project", False))
 
 
+def eta_of(actor) -> float:
+    """The η of the DDIM(η) steps the actor steers (GuidanceModule(eta=...)); 0: the ODE's Euler steps."""
+    return float(getattr(actor, "eta", 0.0))
+
+
 def observed(x0, mask, y=None):
     """What the actor and critic are conditioned on: y = m⊙x0 by default; the latent pipeline passes
     the encoding of the masked image instead (aid.latent), which differs from m⊙x0 near holes."""
@@ -125,7 +130,8 @@ def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.G
     B, d = x0.shape[0], x0[0].numel()
     y = observed(x0, mask, y)
     known = dict(mask=mask, y=mask * x0) if projects(actor) else {}
-    eta = getattr(actor, "eta", 0.0)  # the dynamics the actor steers (GuidanceModule(eta=...))
+    eta = eta_of(actor)
+    eta_t = sigmas.new_full((B,), eta) if eta else None
     s_lam = sigma_lambda(cfg, d)
     x = sigmas[0] * torch.randn(x0.shape, generator=generator, device=x0.device)
     X, Ds, As = [], [], []
@@ -137,8 +143,7 @@ def rollout(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: torch.G
             a = a + s_lam * torch.randn(x.shape, generator=generator, device=x.device)
         X.append(x), Ds.append(D), As.append(a)
         z = torch.randn(x.shape, generator=generator, device=x.device) if known else None
-        stochastic = dict(eta=s.new_full((B,), eta), z_eta=torch.randn(x.shape, generator=generator,
-                                                                       device=x.device)) if eta else {}
+        stochastic = dict(eta=eta_t, z_eta=torch.randn(x.shape, generator=generator, device=x.device)) if eta else {}
         x = guided_step(backbone, x, D, s, sn, u=a, heun=cfg.solver == "heun" and k < cfg.num_steps - 1, z=z, **known,
                         **stochastic)
     return torch.stack(X), torch.stack(Ds), torch.stack(As), x
@@ -171,7 +176,7 @@ class AIDTrainer:
 
     def __init__(self, backbone, actor, critic, cfg: ACConfig = ACConfig(), device="cpu"):
         check_config(cfg)
-        if getattr(actor, "eta", 0.0) and cfg.solver != "euler":
+        if eta_of(actor) and cfg.solver != "euler":
             raise ValueError(f"AIDTrainer: an actor with eta > 0 rolls DDIM(η) steps, which replace Euler's; "
                              f"ACConfig.solver must be 'euler', got {cfg.solver!r}")
         self.backbone = backbone.eval().requires_grad_(False)

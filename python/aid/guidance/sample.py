@@ -14,7 +14,7 @@ from aid.core.checkpoint import ASSETS, load_module
 from aid.core.common import device_of, known_part
 from aid.core.nn import n_params
 from aid.edm.sampler import nfe, sample
-from aid.guidance.actor_critic import ACConfig
+from aid.guidance.actor_critic import ACConfig, eta_of
 from aid.guidance.networks import GuidanceModule
 
 # The bundled guidance module for the bundled backbone (aid.edm.DEFAULT_BACKBONE); absent until it is trained.
@@ -80,7 +80,7 @@ def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, so
     y = mask * known_part(y.to(device, torch.float32), mask)  # the actor was trained on y = m⊙x0
     guidance = lambda x, s, D, sn: guidance_scale * actor(x, s, y, mask, D, sn)  # noqa: E731
     known = dict(mask=mask, y=y) if project else {}
-    eta = getattr(actor, "eta", 0.0) if eta is None else eta
+    eta = eta_of(actor) if eta is None else eta
     x = sample(backbone, seeds, num_steps=num_steps, solver=solver, guidance=guidance, progress=progress, eta=eta,
                **known)
     if paste:
