@@ -16,7 +16,8 @@ Held out from the benchmark on both sides:
 Cost → num_steps by aid.bench.run's one rule (DPS/ΠGDM pay a VJP per step). Image i uses seed i.
 `--aid PATH...` scores AID guidance modules on the same split (to choose a snapshot of a run), deployed as
 aid.guidance.sample_aid does by default (the known pixels projected every step); `--aid-paste` also scores each
-in the paper's form (pasted at the end only: sample_aid(project=False)).
+in the paper's form (pasted at the end only: sample_aid(project=False)), and `--aid-scale S...` each at the
+guidance scales S (sample_aid(guidance_scale=S), value "PATH [s=S]"; 1, the trained field, is always scored).
 Writes OUT/tune.json and OUT/tune.md (and prints the table).
 """
 from __future__ import annotations
@@ -58,17 +59,23 @@ def hole_psnr(method: str, hp: dict, net, gt, mask, target: int, fn=None) -> flo
     return psnr(x.clamp(-1, 1), gt, region=1 - mask).mean().item()
 
 
-def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_paste=False) -> dict:
+def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_paste=False, aid_scales=(),
+         only_default=False) -> dict:
     """{method: {hyperparameter, default, values: {value: {"mask/cost": dB, "mean": dB}}, best}}; with
-    aid_paths, also "aid": one value per guidance module (to choose among a run's snapshots), and with
-    aid_paste one more per module, "PATH [paste]", deployed in the paper's form."""
+    aid_paths, also "aid": one value per guidance module (to choose among a run's snapshots), with
+    aid_paste one more per module, "PATH [paste]", deployed in the paper's form, and one per module and
+    scale s ≠ 1 of aid_scales, "PATH [s=S]", its field scaled by s. only_default: each method at its default
+    value only (a reference row, e.g. DDNM at its own 100 steps)."""
     val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
     out = {}
-    jobs = [(m, GRID[m][0], v, None) for m in methods for v in GRID[m][1]]
+    grid = {m: [defaults(METHODS[m])[GRID[m][0]]] if only_default else GRID[m][1] for m in methods}
+    jobs = [(m, GRID[m][0], v, None) for m in methods for v in grid[m]]
     jobs += [("aid", "guidance", p, load_sampler("aid", net, p)) for p in aid_paths]  # value: the path
     if aid_paste:
         jobs += [("aid", "guidance", f"{p} [paste]", partial(load_sampler("aid", net, p), project=False))
                  for p in aid_paths]
+    jobs += [("aid", "guidance", f"{p} [s={s}]", partial(load_sampler("aid", net, p), guidance_scale=s))
+             for p in aid_paths for s in aid_scales if s != 1]
     for method, name, value, fn in tqdm(jobs, desc="tuning", dynamic_ncols=True):
         default = defaults(METHODS[method])[name] if fn is None else None
         rec = out.setdefault(method, dict(hyperparameter=name, default=default, values={}))
@@ -100,13 +107,16 @@ def main(argv=None):
     p.add_argument("--aid", nargs="+", default=[], metavar="PATH", help="also score these AID guidance modules")
     p.add_argument("--aid-paste", action="store_true", help="also score each --aid module in the paper's form "
                    "(pasted at the end only)")
+    p.add_argument("--aid-scale", nargs="+", type=float, default=[], metavar="S",
+                   help="also score each --aid module with its field scaled by S (sample_aid's guidance_scale)")
+    p.add_argument("--only-default", action="store_true", help="score each of --methods at its default only")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
     if a.images < 2 or min(a.nfe) < 1:
         p.error("need --images >= 2 and every --nfe >= 1")
     net = load(device=torch.device(a.device))
     gt = fashion_mnist("train", 32)[0][-a.images:].to(a.device)
-    res = tune(net, gt, a.methods, a.nfe, a.aid, a.aid_paste)
+    res = tune(net, gt, a.methods, a.nfe, a.aid, a.aid_paste, a.aid_scale, a.only_default)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "tune.json"), "w") as f:
         json.dump(dict(images=a.images, nfe=a.nfe, mask_seed=VALIDATION_MASK_SEED, results=res), f, indent=1)

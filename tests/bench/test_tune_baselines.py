@@ -1,0 +1,26 @@
+"""benchmarks/tune_baselines.py's selection options on a tiny random backbone: a method at its default only
+(a reference row) and an AID module at several guidance scales."""
+import torch
+
+from aid.core.checkpoint import save_module
+from aid.edm import load
+from aid.guidance.networks import GuidanceModule
+from benchmarks.tune_baselines import tune
+
+
+def test_only_default_and_aid_scales(backbone, tmp_path):
+    net = load(backbone)
+    torch.manual_seed(1)
+    actor = GuidanceModule(1, width=8, depth=1, project=True)
+    torch.nn.init.normal_(actor.conv_out.weight, std=0.5)  # a non-zero field, so that its scale matters
+    path = str(tmp_path / "actor.safetensors")
+    save_module(actor, path, "GuidanceModule", actor.config, {"ac_config": {"num_steps": 5, "solver": "euler"}})
+    gt = torch.rand(3, 1, 32, 32) * 2 - 1
+    res = tune(net, gt, ["ddnm"], [5], aid_paths=[path], aid_scales=[1.0, 0.0, 2.0], only_default=True)
+
+    assert list(res["ddnm"]["values"]) == ["1.0"]  # DDNM's default η only
+    values = res["aid"]["values"]
+    assert list(values) == [path, f"{path} [s=0.0]", f"{path} [s=2.0]"]  # s = 1 is the module itself, once
+    scores = {v: s["mean"] for v, s in values.items()}
+    assert len(set(scores.values())) == 3, scores  # each scale deploys a different field
+    assert all(len(s) == 4 + 1 for s in values.values())  # four mask kinds at one cost, and the mean
