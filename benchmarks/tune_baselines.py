@@ -18,6 +18,9 @@ Cost → num_steps by aid.bench.run's one rule (DPS/ΠGDM pay a VJP per step). I
 aid.guidance.sample_aid does by default (the known pixels projected every step); `--aid-paste` also scores each
 in the paper's form (pasted at the end only: sample_aid(project=False)), and `--aid-scale S...` each at the
 guidance scales S (sample_aid(guidance_scale=S), value "PATH [s=S]"; 1, the trained field, is always scored).
+`--only-default` scores each of --methods at its default alone (any baseline: reference rows, e.g. DDNM at 100
+NFE), and `--fd` adds FD_fmnist per cell against the validation images (for a sharp setting; at a few hundred
+images it is biased upwards, so compare rows, not with the test tables).
 Writes OUT/tune.json and OUT/tune.md (and prints the table).
 """
 from __future__ import annotations
@@ -36,7 +39,7 @@ from aid.bench.settings import DEFAULTS
 from aid.data.datasets import fashion_mnist
 from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import load
-from aid.eval.metrics import psnr
+from aid.eval.metrics import fmnist_distances, psnr
 from aid.methods import load_sampler
 
 MASK_KINDS = DEFAULTS["masks"]  # the benchmark's default kinds
@@ -50,51 +53,82 @@ GRID = {  # method → (hyperparameter, values); the current default is always a
 }
 
 
-def hole_psnr(method: str, hp: dict, net, gt, mask, target: int, fn=None) -> float:
-    """Mean hole PSNR (dB) of one method (fn, by default METHODS[method]) at one setting on the validation images."""
+def inpaint(method: str, hp: dict, net, gt, mask, target: int, fn=None) -> torch.Tensor:
+    """One method (fn, by default METHODS[method]) at one setting on the validation images, clamped to [-1, 1]."""
     fn = fn or METHODS[method]
     n = steps_for(method, target, {**defaults(fn), **hp})
     with torch.no_grad():
         x, _ = fn(net, mask * gt, mask, list(range(len(gt))), num_steps=n, **hp)
-    return psnr(x.clamp(-1, 1), gt, region=1 - mask).mean().item()
+    return x.clamp(-1, 1)
 
 
-def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_paste=False, aid_scales=(),
-         only_default=False) -> dict:
-    """{method: {hyperparameter, default, values: {value: {"mask/cost": dB, "mean": dB}}, best}}; with
-    aid_paths, also "aid": one value per guidance module (to choose among a run's snapshots), with
-    aid_paste one more per module, "PATH [paste]", deployed in the paper's form, and one per module and
-    scale s ≠ 1 of aid_scales, "PATH [s=S]", its field scaled by s. only_default: each method at its default
-    value only (a reference row, e.g. DDNM at its own 100 steps)."""
-    val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
-    out = {}
-    grid = {m: [defaults(METHODS[m])[GRID[m][0]]] if only_default else GRID[m][1] for m in methods}
-    jobs = [(m, GRID[m][0], v, None) for m in methods for v in grid[m]]
+def jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default) -> list:
+    """(method, hyperparameter, value, sampler or None) to score: each of methods over its GRID values (only
+    its default with only_default, which also admits a method GRID does not tune, e.g. RePaint), then the AID
+    modules as they are, in the paper's form (aid_paste) and at each guidance scale s ≠ 1 of aid_scales."""
+    jobs = []
+    for m in methods:
+        name, values = GRID.get(m, ("default", None))
+        if only_default or values is None:
+            values = [defaults(METHODS[m])[name]] if m in GRID else ["default"]
+        jobs += [(m, name, v, None) for v in values]
     jobs += [("aid", "guidance", p, load_sampler("aid", net, p)) for p in aid_paths]  # value: the path
     if aid_paste:
         jobs += [("aid", "guidance", f"{p} [paste]", partial(load_sampler("aid", net, p), project=False))
                  for p in aid_paths]
     jobs += [("aid", "guidance", f"{p} [s={s}]", partial(load_sampler("aid", net, p), guidance_scale=s))
              for p in aid_paths for s in aid_scales if s != 1]
+    return jobs
+
+
+def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_paste=False, aid_scales=(),
+         only_default=False, fd=False) -> dict:
+    """{method: {hyperparameter, default, values: {value: {"mask/cost": dB, "mean": dB}}, best}}; with
+    aid_paths, also "aid": one value per guidance module (to choose among a run's snapshots), with
+    aid_paste one more per module, "PATH [paste]", deployed in the paper's form, and one per module and
+    scale s ≠ 1 of aid_scales, "PATH [s=S]", its field scaled by s. only_default: each method at its default
+    value only (a reference row, e.g. DDNM at its own 100 steps). fd: each value also holds "fd": {"mask/cost":
+    FD_fmnist against the validation images} (biased upwards at a few hundred images: compare rows only)."""
+    val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
+    out = {}
+    jobs = jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default)
     for method, name, value, fn in tqdm(jobs, desc="tuning", dynamic_ncols=True):
-        default = defaults(METHODS[method])[name] if fn is None else None
+        default = defaults(METHODS[method]).get(name, "default") if fn is None else None
         rec = out.setdefault(method, dict(hyperparameter=name, default=default, values={}))
-        hp = {name: value} if fn is None else {}
-        scores = {f"{k}/{t}": hole_psnr(method, hp, net, gt, m, t, fn) for k, m in val_masks.items() for t in targets}
-        rec["values"][str(value)] = dict(scores, mean=sum(scores.values()) / len(scores))
+        hp = {name: value} if fn is None and method in GRID else {}
+        scores, fds = {}, {}
+        for k, m in val_masks.items():
+            for t in targets:
+                x = inpaint(method, hp, net, gt, m, t, fn)
+                scores[f"{k}/{t}"] = psnr(x, gt, region=1 - m).mean().item()
+                if fd:
+                    fds[f"{k}/{t}"] = fmnist_distances(x, gt)["fd_fmnist"]
+        rec["values"][str(value)] = dict(scores, mean=sum(scores.values()) / len(scores), **({"fd": fds} if fd else {}))
     for rec in out.values():
         rec["best"] = max(rec["values"], key=lambda v: rec["values"][v]["mean"])
     return out
 
 
 def markdown(res: dict, targets: list[int]) -> str:
+    """The hole-PSNR table (dB), and the FD_fmnist table below it where the values have one."""
     cols = [f"{k}/{t}" for k in MASK_KINDS for t in targets]
-    lines = ["| method | value | " + " | ".join(cols) + " | mean |", "|---|---:|" + "---:|" * (len(cols) + 1)]
-    for method, rec in res.items():
-        for v, s in rec["values"].items():
+    rows = [(method, rec, v, s) for method, rec in res.items() for v, s in rec["values"].items()]
+
+    def table(title, get, mean=True):
+        head = ["| method | value | " + " | ".join(cols) + (" | mean |" if mean else " |"),
+                "|---|---:|" + "---:|" * (len(cols) + mean)]
+        lines = [title, ""] + head if title else head
+        for method, rec, v, s in rows:
             tag = (" (default)" if v == str(rec["default"]) else "") + (" **best**" if v == rec["best"] else "")
-            lines.append(f"| {method} | {rec['hyperparameter']} = {v}{tag} | "
-                         + " | ".join(f"{s[c]:.2f}" for c in cols) + f" | {s['mean']:.2f} |")
+            cells = [get(s, c) for c in cols] + ([s["mean"]] if mean else [])
+            lines.append(f"| {method} | {rec['hyperparameter']} = {v}{tag} | " + " | ".join(f"{x:.2f}" for x in cells)
+                         + " |")
+        return lines
+
+    lines = table(None, lambda s, c: s[c])
+    if all("fd" in s for *_, s in rows):
+        lines += [""] + table("FD_fmnist against the validation images (biased upwards at this image count: compare "
+                              "rows only)", lambda s, c: s["fd"][c], mean=False)
     return "\n".join(lines)
 
 
@@ -103,20 +137,26 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--images", type=int, default=32, help="validation images (the last of the training split)")
     p.add_argument("--nfe", nargs="+", type=int, default=[9, 19], help="target costs (NFE + VJP)")
-    p.add_argument("--methods", nargs="*", default=list(GRID), choices=list(GRID))
+    p.add_argument("--methods", nargs="*", default=list(GRID), choices=[m for m in METHODS if m != "deft"],
+                   help=f"methods to tune (their GRID values: {', '.join(GRID)}); any method with --only-default")
     p.add_argument("--aid", nargs="+", default=[], metavar="PATH", help="also score these AID guidance modules")
     p.add_argument("--aid-paste", action="store_true", help="also score each --aid module in the paper's form "
                    "(pasted at the end only)")
     p.add_argument("--aid-scale", nargs="+", type=float, default=[], metavar="S",
                    help="also score each --aid module with its field scaled by S (sample_aid's guidance_scale)")
     p.add_argument("--only-default", action="store_true", help="score each of --methods at its default only")
+    p.add_argument("--fd", action="store_true", help="also report FD_fmnist per cell (needs a few hundred --images)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
     if a.images < 2 or min(a.nfe) < 1:
         p.error("need --images >= 2 and every --nfe >= 1")
+    untuned = [m for m in a.methods if m not in GRID]
+    if untuned and not a.only_default:
+        p.error(f"{', '.join(untuned)}: no grid to tune (choose from {', '.join(GRID)}); "
+                "score them with --only-default")
     net = load(device=torch.device(a.device))
     gt = fashion_mnist("train", 32)[0][-a.images:].to(a.device)
-    res = tune(net, gt, a.methods, a.nfe, a.aid, a.aid_paste, a.aid_scale, a.only_default)
+    res = tune(net, gt, a.methods, a.nfe, a.aid, a.aid_paste, a.aid_scale, a.only_default, a.fd)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "tune.json"), "w") as f:
         json.dump(dict(images=a.images, nfe=a.nfe, mask_seed=VALIDATION_MASK_SEED, results=res), f, indent=1)

@@ -1,11 +1,14 @@
 """benchmarks/tune_baselines.py's selection options on a tiny random backbone: a method at its default only
 (a reference row) and an AID module at several guidance scales."""
+import math
+
+import pytest
 import torch
 
 from aid.core.checkpoint import save_module
 from aid.edm import load
 from aid.guidance.networks import GuidanceModule
-from benchmarks.tune_baselines import tune
+from benchmarks.tune_baselines import main, markdown, tune
 
 
 def test_only_default_and_aid_scales(backbone, tmp_path):
@@ -15,12 +18,24 @@ def test_only_default_and_aid_scales(backbone, tmp_path):
     torch.nn.init.normal_(actor.conv_out.weight, std=0.5)  # a non-zero field, so that its scale matters
     path = str(tmp_path / "actor.safetensors")
     save_module(actor, path, "GuidanceModule", actor.config, {"ac_config": {"num_steps": 5, "solver": "euler"}})
-    gt = torch.rand(3, 1, 32, 32) * 2 - 1
-    res = tune(net, gt, ["ddnm"], [5], aid_paths=[path], aid_scales=[1.0, 0.0, 2.0], only_default=True)
+    gt = torch.rand(6, 1, 32, 32) * 2 - 1
+    res = tune(net, gt, ["ddnm", "repaint"], [5], aid_paths=[path], aid_scales=[1.0, 0.0, 2.0], only_default=True,
+               fd=True)
 
     assert list(res["ddnm"]["values"]) == ["1.0"]  # DDNM's default η only
+    assert list(res["repaint"]["values"]) == ["default"]  # a method without a tuning grid, at its defaults
     values = res["aid"]["values"]
     assert list(values) == [path, f"{path} [s=0.0]", f"{path} [s=2.0]"]  # s = 1 is the module itself, once
     scores = {v: s["mean"] for v, s in values.items()}
     assert len(set(scores.values())) == 3, scores  # each scale deploys a different field
-    assert all(len(s) == 4 + 1 for s in values.values())  # four mask kinds at one cost, and the mean
+    assert all(len(s) == 4 + 2 for s in values.values())  # four mask kinds at one cost, the mean and "fd"
+    fds = [f for rec in res.values() for s in rec["values"].values() for f in s["fd"].values()]
+    assert len(fds) == 4 * 5 and all(math.isfinite(f) and f >= 0 for f in fds)
+    table = markdown(res, [5])
+    assert "FD_fmnist" in table and table.count("| aid |") == 2 * 3  # both tables list every AID value
+
+
+def test_untuned_method_needs_only_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["--out", "unused", "--methods", "repaint"])
+    assert "--only-default" in capsys.readouterr().err
