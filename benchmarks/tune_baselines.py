@@ -121,8 +121,8 @@ def markdown(res: dict, targets: list[int]) -> str:
         for method, rec, v, s in rows:
             tag = (" (default)" if v == str(rec["default"]) else "") + (" **best**" if v == rec["best"] else "")
             cells = [get(s, c) for c in cols] + ([s["mean"]] if mean else [])
-            lines.append(f"| {method} | {rec['hyperparameter']} = {v}{tag} | " + " | ".join(f"{x:.2f}" for x in cells)
-                         + " |")
+            value = "its defaults" if rec["hyperparameter"] == "default" else f"{rec['hyperparameter']} = {v}{tag}"
+            lines.append(f"| {method} | {value} | " + " | ".join(f"{x:.2f}" for x in cells) + " |")
         return lines
 
     lines = table(None, lambda s, c: s[c])
