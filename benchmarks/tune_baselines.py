@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from aid.baselines import METHODS, defaults
 from aid.bench.run import steps_for
 from aid.bench.settings import DEFAULTS
+from aid.core.checkpoint import ASSETS
 from aid.data.datasets import fashion_mnist
 from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import load
@@ -62,12 +63,13 @@ def inpaint(method: str, hp: dict, net, gt, mask, target: int, fn=None) -> torch
     return x.clamp(-1, 1)
 
 
-def jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default) -> list:
+def jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft=None) -> list:
     """(method, hyperparameter, value, sampler or None) to score: each of methods over its GRID values (only
     its default with only_default, which also admits a method GRID does not tune, e.g. RePaint), then the AID
-    modules as they are, in the paper's form (aid_paste) and at each guidance scale s ≠ 1 of aid_scales."""
-    jobs = []
-    for m in methods:
+    modules as they are, in the paper's form (aid_paste) and at each guidance scale s ≠ 1 of aid_scales. DEFT
+    (at its defaults) needs its trained h-transform, deft."""
+    jobs = [("deft", "default", "default", load_sampler("deft", net, deft))] if "deft" in methods else []
+    for m in (m for m in methods if m != "deft"):
         name, values = GRID.get(m, ("default", None))
         if only_default or values is None:
             values = [defaults(METHODS[m])[name]] if m in GRID else ["default"]
@@ -82,7 +84,7 @@ def jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default) -> li
 
 
 def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_paste=False, aid_scales=(),
-         only_default=False, fd=False) -> dict:
+         only_default=False, fd=False, deft=None) -> dict:
     """{method: {hyperparameter, default, values: {value: {"mask/cost": dB, "mean": dB}}, best}}; with
     aid_paths, also "aid": one value per guidance module (to choose among a run's snapshots), with
     aid_paste one more per module, "PATH [paste]", deployed in the paper's form, and one per module and
@@ -91,7 +93,7 @@ def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_past
     FD_fmnist against the validation images} (biased upwards at a few hundred images: compare rows only)."""
     val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
     out = {}
-    jobs = jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default)
+    jobs = jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft)
     for method, name, value, fn in tqdm(jobs, desc="tuning", dynamic_ncols=True):
         default = defaults(METHODS[method]).get(name, "default") if fn is None else None
         rec = out.setdefault(method, dict(hyperparameter=name, default=default, values={}))
@@ -137,7 +139,7 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--images", type=int, default=32, help="validation images (the last of the training split)")
     p.add_argument("--nfe", nargs="+", type=int, default=[9, 19], help="target costs (NFE + VJP)")
-    p.add_argument("--methods", nargs="*", default=list(GRID), choices=[m for m in METHODS if m != "deft"],
+    p.add_argument("--methods", nargs="*", default=list(GRID), choices=list(METHODS),
                    help=f"methods to tune (their GRID values: {', '.join(GRID)}); any method with --only-default")
     p.add_argument("--aid", nargs="+", default=[], metavar="PATH", help="also score these AID guidance modules")
     p.add_argument("--aid-paste", action="store_true", help="also score each --aid module in the paper's form "
@@ -146,6 +148,8 @@ def main(argv=None):
                    help="also score each --aid module with its field scaled by S (sample_aid's guidance_scale)")
     p.add_argument("--only-default", action="store_true", help="score each of --methods at its default only")
     p.add_argument("--fd", action="store_true", help="also report FD_fmnist per cell (needs a few hundred --images)")
+    p.add_argument("--deft", default=os.path.join(ASSETS, "deft_fmnist32.safetensors"),
+                   help="DEFT's h-transform, for --methods deft (default: the bundled one)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
     if a.images < 2 or min(a.nfe) < 1:
@@ -156,7 +160,7 @@ def main(argv=None):
                 "score them with --only-default")
     net = load(device=torch.device(a.device))
     gt = fashion_mnist("train", 32)[0][-a.images:].to(a.device)
-    res = tune(net, gt, a.methods, a.nfe, a.aid, a.aid_paste, a.aid_scale, a.only_default, a.fd)
+    res = tune(net, gt, a.methods, a.nfe, a.aid, a.aid_paste, a.aid_scale, a.only_default, a.fd, a.deft)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "tune.json"), "w") as f:
         json.dump(dict(images=a.images, nfe=a.nfe, mask_seed=VALIDATION_MASK_SEED, results=res), f, indent=1)

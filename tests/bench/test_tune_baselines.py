@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from aid.baselines.deft import KIND, HTransform
 from aid.core.checkpoint import save_module
 from aid.edm import load
 from aid.guidance.networks import GuidanceModule
@@ -18,19 +19,22 @@ def test_only_default_and_aid_scales(backbone, tmp_path):
     torch.nn.init.normal_(actor.conv_out.weight, std=0.5)  # a non-zero field, so that its scale matters
     path = str(tmp_path / "actor.safetensors")
     save_module(actor, path, "GuidanceModule", actor.config, {"ac_config": {"num_steps": 5, "solver": "euler"}})
+    h = HTransform(1)  # zero-initialized: DEFT is then exactly the paste baseline
+    save_module(h, str(tmp_path / "h.safetensors"), KIND, h.config)
     gt = torch.rand(6, 1, 32, 32) * 2 - 1
-    res = tune(net, gt, ["ddnm", "repaint"], [5], aid_paths=[path], aid_scales=[1.0, 0.0, 2.0], only_default=True,
-               fd=True)
+    res = tune(net, gt, ["ddnm", "repaint", "paste", "deft"], [5], aid_paths=[path], aid_scales=[1.0, 0.0, 2.0],
+               only_default=True, fd=True, deft=str(tmp_path / "h.safetensors"))
 
     assert list(res["ddnm"]["values"]) == ["1.0"]  # DDNM's default η only
     assert list(res["repaint"]["values"]) == ["default"]  # a method without a tuning grid, at its defaults
+    assert res["deft"]["values"]["default"] == res["paste"]["values"]["default"]  # DEFT with its h read from deft
     values = res["aid"]["values"]
     assert list(values) == [path, f"{path} [s=0.0]", f"{path} [s=2.0]"]  # s = 1 is the module itself, once
     scores = {v: s["mean"] for v, s in values.items()}
     assert len(set(scores.values())) == 3, scores  # each scale deploys a different field
     assert all(len(s) == 4 + 2 for s in values.values())  # four mask kinds at one cost, the mean and "fd"
     fds = [f for rec in res.values() for s in rec["values"].values() for f in s["fd"].values()]
-    assert len(fds) == 4 * 5 and all(math.isfinite(f) and f >= 0 for f in fds)
+    assert len(fds) == 4 * 7 and all(math.isfinite(f) and f >= 0 for f in fds)
     table = markdown(res, [5])
     assert "FD_fmnist" in table and table.count("| aid |") == 2 * 3  # both tables list every AID value
 
