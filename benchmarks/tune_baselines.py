@@ -64,22 +64,23 @@ def inpaint(method: str, hp: dict, net, gt, mask, target: int, fn=None) -> torch
 
 
 def jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft=None) -> list:
-    """(method, hyperparameter, value, sampler or None) to score: each of methods over its GRID values (only
-    its default with only_default, which also admits a method GRID does not tune, e.g. RePaint), then the AID
-    modules as they are, in the paper's form (aid_paste) and at each guidance scale s ≠ 1 of aid_scales. DEFT
-    (at its defaults) needs its trained h-transform, deft."""
-    jobs = [("deft", "default", "default", load_sampler("deft", net, deft))] if "deft" in methods else []
-    for m in (m for m in methods if m != "deft"):
-        name, values = GRID.get(m, ("default", None))
-        if only_default or values is None:
-            values = [defaults(METHODS[m])[name]] if m in GRID else ["default"]
-        jobs += [(m, name, v, None) for v in values]
-    jobs += [("aid", "guidance", p, load_sampler("aid", net, p)) for p in aid_paths]  # value: the path
+    """(method, hyperparameter, value, hp, sampler or None) to score: each of methods over its GRID values (only
+    its default with only_default), a method GRID does not tune at its defaults (main() allows it with
+    only_default; DEFT with its trained h-transform, deft), then the AID modules as they are, in the paper's form
+    (aid_paste) and at each guidance scale s ≠ 1 of aid_scales."""
+    jobs = []
+    for m in methods:
+        if m in GRID:
+            name, values = GRID[m]
+            jobs += [(m, name, v, {name: v}, None) for v in ([defaults(METHODS[m])[name]] if only_default else values)]
+        else:
+            jobs.append((m, "default", "default", {}, load_sampler(m, net, deft) if m == "deft" else None))
+    aid = {p: load_sampler("aid", net, p) for p in aid_paths}
+    jobs += [("aid", "guidance", p, {}, fn) for p, fn in aid.items()]  # value: the path
     if aid_paste:
-        jobs += [("aid", "guidance", f"{p} [paste]", partial(load_sampler("aid", net, p), project=False))
-                 for p in aid_paths]
-    jobs += [("aid", "guidance", f"{p} [s={s}]", partial(load_sampler("aid", net, p), guidance_scale=s))
-             for p in aid_paths for s in aid_scales if s != 1]
+        jobs += [("aid", "guidance", f"{p} [paste]", {}, partial(fn, project=False)) for p, fn in aid.items()]
+    jobs += [("aid", "guidance", f"{p} [s={s}]", {}, partial(fn, guidance_scale=s))
+             for p, fn in aid.items() for s in aid_scales if s != 1]
     return jobs
 
 
@@ -94,10 +95,9 @@ def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_past
     val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
     out = {}
     jobs = jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft)
-    for method, name, value, fn in tqdm(jobs, desc="tuning", dynamic_ncols=True):
-        default = defaults(METHODS[method]).get(name, "default") if fn is None else None
+    for method, name, value, hp, fn in tqdm(jobs, desc="tuning", dynamic_ncols=True):
+        default = defaults(METHODS[method])[name] if method in GRID else None
         rec = out.setdefault(method, dict(hyperparameter=name, default=default, values={}))
-        hp = {name: value} if fn is None and method in GRID else {}
         scores, fds = {}, {}
         for k, m in val_masks.items():
             for t in targets:
