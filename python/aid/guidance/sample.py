@@ -66,7 +66,8 @@ def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, so
               (GuidanceModule(eta=...), 0 for the ODE), which is what it should be deployed with.
     guidance_scale  s, the control's multiplier: 1 is the trained field (the optimum of Ψ + (β/2)∫‖u‖², whose
               Ψ = ‖X_T − x0‖² pulls towards the blurry posterior mean); s < 1 trades fidelity for sharpness,
-              roughly like training with β/s (exactly so where the control is weak); 0 is unguided + paste.
+              roughly like training with β/s (exactly so where the control is weak; s > 1 is not like a lower β,
+              docs/method.md); 0 is unguided + paste.
     Returns (x [B, C, H, W], report) with report = {nfe, vjp (0), actor_params, seconds}; nfe counts network
     evaluations: backbone calls × the backbone's `evals_per_call` (2 for an autoguided aid.edm2.Denoiser).
     The result is returned as it is, finite or not (the benchmark counts non-finite images; what writes files,
