@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The issue-24 fidelity recipe being measured: β = 0.5 from scratch (a β = 0.5 fine-tune of the β = 1 run beat it on
+# every validation cell), one seed per call on one CPU core. Resumable: rerunning the same command continues from
+# RUN_DIR/state.pt (saved every 250 iterations and every 10 minutes). Usage: bash benchmarks/runs/aid_fidelity.sh SEED [CORE]
+set -euo pipefail
+S=${1:?seed}; CORE=${2:-0}
+cd "$(dirname "$0")/../.."
+exec env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --run-dir "runs/aid_b05_s$S" --seed "$S" \
+  --iters 5000 --batch 16 --steps 5,9,19,35 --beta 0.5 \
+  --actor '{"width": 16, "depth": 2, "levels": 2, "step_aware": true, "project": true}' \
+  --critic '{"width": 16, "levels": 2, "step_aware": true}' --lr-actor 3e-4 --grad-clip 1.0 --lr-decay-iters 5000 \
+  --snapshot-every 250 --keep-snapshots --ema-halflife 200
