@@ -5,6 +5,7 @@ aid.guidance.train, aid.bench.run). Every subcommand is one pair, add_arguments(
     aid demo --out demo                      the main job: AID and the baselines on the bundled model
     aid inpaint IMAGE... --mask MASK... --out DIR [--method aid] [--backbone PKL] [--guidance PATH]
     aid train --run-dir runs/aid --iters 20000          (torchrun --nproc_per_node=N -m aid train ...)
+    aid curves RUN... --out curves.png                   (training curves from RUN/log.jsonl)
     aid train-backbone | bench | convert | info
 
 Bad input stops with one line, `aid SUBCOMMAND: error: ...`, and a non-zero exit code; `aid --debug ...`
@@ -23,6 +24,7 @@ from aid.data.masks import KINDS
 from aid.edm import check_device
 from aid.edm import train as edm_train
 from aid.edm2 import options as edm2_options
+from aid.guidance import curves
 from aid.guidance import train as train_aid
 from aid.methods import NAMES, base_method
 
@@ -200,6 +202,8 @@ SUBCOMMANDS = {  # name: (its line in `aid --help`, add_arguments(parser), run(a
     "train": ("train AID's guidance module (`torchrun --nproc_per_node=N -m aid train ...` for many GPUs; the flags "
               "of aid.guidance.train; --vae: in EDM2's latent space)", add_train_arguments, run_train,
               dict(description=train_aid.DESCRIPTION)),
+    "curves": ("plot training runs' curves (cost, |δ|, seconds per iteration) from their log.jsonl",
+               curves.add_arguments, curves.run, {}),
     "train-backbone": ("train an EDM backbone on Fashion-MNIST 32×32 (as the bundled one; `aid train-backbone "
                        "--help`)", edm_train.add_arguments, edm_train.run, dict(description=edm_train.DESCRIPTION)),
     "bench": ("the speed–quality benchmark, every method × NFE × mask (`aid bench --help`)", bench.add_arguments,
