@@ -87,6 +87,25 @@ def test_the_ema_ships_resumes_bitwise_and_can_be_added_on_resume(tmp_path, caps
         torch.testing.assert_close(v, (raw_before[k] + c["trainer"]["actor"][k]) / 2)
 
 
+def test_the_ema_rampup_caps_the_half_life_early_and_may_be_set_on_resume(tmp_path, capsys):
+    """ema_rampup r: the EMA's half-life at iteration i is min(h, r·i) (ActorEMA.update), recorded in the shipped
+    file; set on resume, it is accepted with a note; without a half-life it is refused."""
+    net, data = _problem()
+    cfg = ACConfig(lr_actor=1e-2, lr_critic=1e-2, critic_warmup=0)
+    run = dict(cfg=cfg, mask_kinds=["center_box"], batch=4, seed=1, **SMALL)
+    train_aid(net, data, str(tmp_path / "a"), iters=2, ema_halflife=100, **run)
+    before = run_state(tmp_path / "a")
+    train_aid(net, data, str(tmp_path / "a"), iters=3, ema_halflife=100, ema_rampup=0.5, **run)
+    assert "ema_rampup 0.5 (was None)" in capsys.readouterr().err
+    after = run_state(tmp_path / "a")
+    w = 1 - 0.5 ** (1 / 1.5)  # iteration 3: half-life min(100, 0.5·3) = 1.5
+    for k, v in after["ema"].items():
+        torch.testing.assert_close(v, before["ema"][k] + w * (after["trainer"]["actor"][k] - before["ema"][k]))
+    assert read_metadata(str(tmp_path / "a" / "actor.safetensors"))[2]["ema_rampup"] == 0.5
+    with pytest.raises(ValueError, match="set ema_halflife"):
+        train_aid(net, data, str(tmp_path / "b"), iters=1, ema_rampup=0.5, **run)
+
+
 def test_resuming_with_another_setup_is_refused(tmp_path):
     net, data = _problem()
     run = dict(mask_kinds=["center_box"], batch=2, iters=1, **SMALL)

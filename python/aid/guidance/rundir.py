@@ -29,7 +29,7 @@ from aid.core.checkpoint import atomic_write, save_module, tensors_fingerprint
 from aid.core.nn import n_params
 
 # setup keys a resume may change: lower rates after a divergence, an EMA of the actor added or its half-life changed
-RESUMABLE = ("cfg.lr_actor", "cfg.lr_critic", "ema_halflife")
+RESUMABLE = ("cfg.lr_actor", "cfg.lr_critic", "ema_halflife", "ema_rampup")
 FINGERPRINTS = {"backbone": "another backbone (its weights differ: the setup records only the class and size)",
                 "data": "another data set", "masks": "other masks (the mask pool differs)",
                 "vae": "another VAE (its weights differ)", "labels": "other class labels"}  # the last two: latent runs
@@ -38,14 +38,23 @@ FINGERPRINTS = {"backbone": "another backbone (its weights differ: the setup rec
 class ActorEMA:
     """An exponential moving average of the actor's weights, with a half-life in iterations: the module that
     ships. The actor's weights move with the critic's noise from one iteration to the next; their average over a
-    few hundred iterations scores better on validation than any one snapshot (docs/notes/results-notebook.md)."""
+    few hundred iterations scores better on validation than any one snapshot (docs/notes/results-notebook.md).
+    rampup > 0 caps the half-life at rampup·iteration (EDM's ema_rampup_ratio): without it an EMA started with the
+    run still holds 0.5^(i/halflife) of the initial weights at iteration i (42 % at i = 250 for a half-life of
+    200), so its early snapshots lag far behind the actor."""
 
-    def __init__(self, actor: torch.nn.Module, halflife: float):
-        self.halflife, self.module = halflife, copy.deepcopy(actor).requires_grad_(False)
+    def __init__(self, actor: torch.nn.Module, halflife: float, rampup: float = 0.0):
+        self.halflife, self.rampup = halflife, rampup
+        self.module = copy.deepcopy(actor).requires_grad_(False)
+
+    def halflife_at(self, iteration: int) -> float:
+        return min(self.halflife, self.rampup * iteration) if self.rampup > 0 else self.halflife
 
     @torch.no_grad()
-    def update(self, actor: torch.nn.Module) -> None:
-        beta = 0.5 ** (1 / self.halflife)
+    def update(self, actor: torch.nn.Module, iteration: int) -> None:
+        """The EMA after the step that made `iteration` (counted from 1)."""
+        hl = self.halflife_at(iteration)
+        beta = 0.5 ** (1 / hl) if hl > 0 else 0.0
         for p_ema, p in zip(self.module.parameters(), actor.parameters()):
             p_ema.lerp_(p, 1 - beta)
 
@@ -176,7 +185,8 @@ def save_snapshot(run_dir: str, trainer, data_gen, noise_gen, it: int, seconds: 
                  param_ratio=n_params(actor) / n_backbone if n_backbone else None,  # None: a parameter-free oracle
                  critic=setup["critic"], world_size=world, fingerprints=prints,
                  **({"problem": setup["problem"]} if "problem" in setup else {}),  # e.g. trained in latent space
-                 **({"ema_halflife": ema.halflife} if ema else {}))
+                 **({"ema_halflife": ema.halflife} if ema else {}),
+                 **({"ema_rampup": ema.rampup} if ema and ema.rampup else {}))
     actor_path = os.path.join(run_dir, "actor.safetensors")
     save_module(actor, actor_path, "GuidanceModule", actor.config, extra)
     if keep:

@@ -148,7 +148,7 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
               max_seconds=None, snapshot_every=500, log_every=10, masks_per_kind=1000,
               num_steps_choices=None, init_actor: str | None = None, init_critic: str | None = None,
               actor_trainable: str | None = None, keep_snapshots=False, problem=None,
-              ema_halflife: float = 0) -> GuidanceModule:
+              ema_halflife: float = 0, ema_rampup: float = 0) -> GuidanceModule:
     """Train AID's actor (and critic) on data [N, C, H, W] in [-1, 1] with masks of the given kinds;
     resumes from run_dir/state.pt (refused if the setup differs). Returns the actor.
 
@@ -168,6 +168,8 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
                    one on a validation split: benchmarks/tune_baselines.py --aid).
     ema_halflife   > 0: actor.safetensors holds an exponential moving average of the actor's weights with this
                    half-life in iterations (aid.guidance.rundir.ActorEMA); may be added to a run on resume.
+    ema_rampup     > 0: the EMA's half-life at iteration i is min(ema_halflife, ema_rampup·i), so that early
+                   snapshots are not held back by the initial weights; may be set or changed on resume.
     Writes run_dir/actor.safetensors (the guidance module, its config and the run's numbers in the
     metadata) and run_dir/state.pt every snapshot_every iterations and at the end, and
     run_dir/log.jsonl (means over log_every iterations, and the last iteration's K). Stops after
@@ -195,7 +197,8 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
         **({"init_critic": sha256_of(init_critic)} if init_critic else {}),  # absent: older runs still resume
         **({"actor_trainable": actor_trainable} if actor_trainable else {}),
         **({"problem": problem.setup} if problem.setup else {}),
-        **({"ema_halflife": ema_halflife} if ema_halflife else {}))))
+        **({"ema_halflife": ema_halflife} if ema_halflife else {}),
+        **({"ema_rampup": ema_rampup} if ema_rampup else {}))))
     if init_actor:
         warm_start(trainer.actor, init_actor)
     if init_critic:
@@ -208,7 +211,9 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     data_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device).manual_seed((seed + 1) * 1_000_003 + rank)
     prints = {**fingerprints(backbone, data, pool), **problem.fingerprints()}
-    ema = ActorEMA(trainer.actor, ema_halflife) if ema_halflife else None
+    if ema_rampup and not ema_halflife:
+        raise ValueError("train_aid: ema_rampup (--ema-rampup) shapes an EMA; set ema_halflife (--ema-halflife) too")
+    ema = ActorEMA(trainer.actor, ema_halflife, ema_rampup) if ema_halflife else None
     it, seconds = resume(os.path.join(run_dir, "state.pt"), setup, prints, trainer, data_gen, noise_gen, rank, world,
                          ema)
     saved_it = it  # the iteration of the last snapshot on disk
@@ -265,7 +270,7 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
                         "e.g. ten times smaller.")
                 it += 1
                 if ema is not None:
-                    ema.update(trainer.actor)
+                    ema.update(trainer.actor, it)
                 window.add(values)
                 if bar is not None:
                     bar.update(1)
@@ -312,6 +317,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema-halflife", type=finite_float(0), default=0, metavar="ITERS",
                    help="ship an EMA of the actor's weights with this half-life in iterations (0: the last weights); "
                         "may be added on resume")
+    p.add_argument("--ema-rampup", type=finite_float(0), default=0, metavar="RATIO",
+                   help="cap the EMA's half-life at RATIO × the iteration, so that early snapshots forget the "
+                        "initial weights (e.g. 0.1: 25 iterations at iteration 250); 0: off; may be set on resume")
     p.add_argument("--init-actor", default=None, help="warm start: an actor.safetensors to start the actor from")
     p.add_argument("--init-critic", default=None, help="warm start: another run's state.pt to start the critic from")
     p.add_argument("--actor-trainable", default=None, metavar="PREFIX",
@@ -356,7 +364,8 @@ def run(a: argparse.Namespace, load_problem=pixel_problem) -> None:
                       batch=a.batch, seed=a.seed, max_seconds=a.max_seconds, snapshot_every=a.snapshot_every,
                       masks_per_kind=a.masks_per_kind, num_steps_choices=steps if len(steps) > 1 else None,
                       init_actor=a.init_actor, init_critic=a.init_critic, actor_trainable=a.actor_trainable,
-                      keep_snapshots=a.keep_snapshots, problem=problem, ema_halflife=a.ema_halflife)
+                      keep_snapshots=a.keep_snapshots, problem=problem, ema_halflife=a.ema_halflife,
+                      ema_rampup=a.ema_rampup)
     if rank_and_world()[0] == 0:
         print(f"guidance module: {n_params(actor):,} parameters ({n_params(actor) / n_params(backbone):.2%} of the "
               f"backbone), {os.path.join(a.run_dir, 'actor.safetensors')}")
