@@ -104,6 +104,7 @@ def test_the_ema_rampup_caps_the_half_life_early_and_may_be_set_on_resume(tmp_pa
     assert read_metadata(str(tmp_path / "a" / "actor.safetensors"))[2]["ema_rampup"] == 0.5
     with pytest.raises(ValueError, match="set ema_halflife"):
         train_aid(net, data, str(tmp_path / "b"), iters=1, ema_rampup=0.5, **run)
+    assert not (tmp_path / "b").exists()  # refused before anything is written
 
 
 def test_resuming_with_another_setup_is_refused(tmp_path):

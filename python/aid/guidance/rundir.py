@@ -28,7 +28,8 @@ import torch.distributed as dist
 from aid.core.checkpoint import atomic_write, save_module, tensors_fingerprint
 from aid.core.nn import n_params
 
-# setup keys a resume may change: lower rates after a divergence, an EMA of the actor added or its half-life changed
+# setup keys a resume may change: lower rates after a divergence, an EMA of the actor added, its half-life or ramp-up
+# changed
 RESUMABLE = ("cfg.lr_actor", "cfg.lr_critic", "ema_halflife", "ema_rampup")
 FINGERPRINTS = {"backbone": "another backbone (its weights differ: the setup records only the class and size)",
                 "data": "another data set", "masks": "other masks (the mask pool differs)",

@@ -184,6 +184,8 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     _check(shape, data, list(mask_kinds), batch, iters, seed, world, steps, masks_per_kind=masks_per_kind,
            snapshot_every=snapshot_every, log_every=log_every)
     check_config(cfg)
+    if ema_rampup and not ema_halflife:
+        raise ValueError("train_aid: ema_rampup (--ema-rampup) shapes an EMA; set ema_halflife (--ema-halflife) too")
     if rank == 0:
         writable_dir(run_dir, "train_aid: run_dir (--run-dir)")
     trainers = build_trainers(backbone, cfg, actor_kwargs or {}, critic_kwargs or {}, steps, seed)
@@ -211,8 +213,6 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     data_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device).manual_seed((seed + 1) * 1_000_003 + rank)
     prints = {**fingerprints(backbone, data, pool), **problem.fingerprints()}
-    if ema_rampup and not ema_halflife:
-        raise ValueError("train_aid: ema_rampup (--ema-rampup) shapes an EMA; set ema_halflife (--ema-halflife) too")
     ema = ActorEMA(trainer.actor, ema_halflife, ema_rampup) if ema_halflife else None
     it, seconds = resume(os.path.join(run_dir, "state.pt"), setup, prints, trainer, data_gen, noise_gen, rank, world,
                          ema)
