@@ -22,12 +22,13 @@ import torch
 from tqdm.auto import tqdm
 
 from aid.baselines import METHODS
+from aid.bench.settings import DEFAULTS
 from aid.data.datasets import fashion_mnist
 from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import load
 from aid.eval.metrics import hole_mse
 
-MASK_KINDS = ["center_box", "pixels70", "lama_medium", "half_right"]
+MASK_KINDS = DEFAULTS["masks"]  # the benchmark's default kinds
 SEED_STRIDE = 100_000  # sample j of image i uses seed i + SEED_STRIDE·j
 
 
@@ -49,9 +50,7 @@ def headroom(xs: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> dict:
     S = xs.shape[0]
     avg = xs.mean(0)
     mse_avg = hole_mse(avg, gt, mask)
-    hole = (mask == 0).expand_as(gt)
-    var = ((xs - avg) ** 2).sum(0) / (S - 1)  # per pixel, unbiased
-    v = torch.stack([var[b][hole[b]].mean() for b in range(len(gt))])
+    v = sum(hole_mse(x, avg, mask) for x in xs) / (S - 1)  # the hole's mean per-pixel variance, unbiased
     return {"one_sample": sum(db(hole_mse(x, gt, mask)) for x in xs) / S, f"average_of_{S}": db(mse_avg),
             "posterior_mean_est": db(torch.maximum(mse_avg - v / S, 0.01 * mse_avg))}
 
