@@ -20,9 +20,7 @@ it_actor = read_metadata(f"{d}/actor.safetensors")[2]["iterations"]
 assert it_state == it_actor, f"{d}: state.pt is at iteration {it_state}, actor.safetensors at {it_actor}; copy again"
 print(f"fork from iteration {it_state}")
 PY
+. benchmarks/runs/recipe.sh
 exec env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --run-dir "$FORK" --seed 0 \
-  --iters 1000 --batch 16 --steps 5,9,19,35 --beta "$BETA" \
-  --actor '{"width": 16, "depth": 2, "levels": 2, "step_aware": true, "project": true}' \
-  --critic '{"width": 16, "levels": 2, "step_aware": true}' --lr-actor 1.5e-4 --grad-clip 1.0 --lr-decay-iters 1000 \
-  --snapshot-every 100 --keep-snapshots --ema-halflife 100 --ema-rampup 0.1 \
+  "${RECIPE[@]}" --iters 1000 --beta "$BETA" --lr-actor 1.5e-4 --lr-decay-iters 1000 --snapshot-every 100 --keep-snapshots --ema-halflife 100 --ema-rampup 0.1 \
   --init-actor "$FORK.init/actor.safetensors" --init-critic "$FORK.init/state.pt"

@@ -5,8 +5,6 @@
 set -euo pipefail
 S=${1:?seed}; CORE=${2:-0}
 cd "$(dirname "$0")/../.."
+. benchmarks/runs/recipe.sh
 exec env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --run-dir "runs/aid_b05_s$S" --seed "$S" \
-  --iters 5000 --batch 16 --steps 5,9,19,35 --beta 0.5 \
-  --actor '{"width": 16, "depth": 2, "levels": 2, "step_aware": true, "project": true}' \
-  --critic '{"width": 16, "levels": 2, "step_aware": true}' --lr-actor 3e-4 --grad-clip 1.0 --lr-decay-iters 5000 \
-  --snapshot-every 250 --keep-snapshots --ema-halflife 200 --ema-rampup 0.1
+  "${RECIPE[@]}" --iters 5000 --beta 0.5 --lr-actor 3e-4 --lr-decay-iters 5000 --snapshot-every 250 --keep-snapshots --ema-halflife 200 --ema-rampup 0.1
