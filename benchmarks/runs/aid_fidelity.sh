@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The issue-24 fidelity recipe being measured: β = 0.5 from scratch (a β = 0.5 fine-tune of the β = 1 run beat it on
 # every validation cell), one seed per call on one CPU core. Resumable: rerunning the same command continues from
-# RUN_DIR/state.pt (saved every 250 iterations and every 10 minutes). Usage: bash benchmarks/runs/aid_fidelity.sh SEED [CORE]
+# RUN_DIR/state.pt (saved every 250 iterations and every 10 minutes). Usage: [CRITIC_SEES_D=1] bash benchmarks/runs/aid_fidelity.sh SEED [CORE]
 set -euo pipefail
 S=${1:?seed}; CORE=${2:-0}
 cd "$(dirname "$0")/../.."
 . benchmarks/runs/recipe.sh
-exec env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --run-dir "runs/aid_b05_s$S" --seed "$S" \
+exec env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --run-dir "runs/aid_b05${RUN_TAG}_s$S" --seed "$S" \
   "${RECIPE[@]}" --iters 5000 --beta 0.5 --lr-actor 3e-4 --lr-decay-iters 5000 --snapshot-every 250 --keep-snapshots --ema-halflife 200 --ema-rampup 0.1

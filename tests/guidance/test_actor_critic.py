@@ -131,3 +131,31 @@ def test_critic_updates_reuse_one_rollout_for_several_critic_steps():
     steps = lambda opt: {int(s["step"]) for s in opt.state.values()}  # noqa: E731
     assert steps(trainer.opt_critic) == {3} and steps(trainer.opt_actor) == {1}
     assert len(rollouts) == trainer.cfg.num_steps  # one backbone call per step of the single rollout
+
+
+@pytest.mark.parametrize("project", [False, True])
+def test_critic_that_sees_D_gets_the_denoiser_at_the_lookahead_states(project):
+    """For white data of variance σ_data² the denoiser is c_skip(σ)·x exactly, so the first-order D that the
+    lookahead feeds the critic at the moved states X_{k+1} + Δr_k(μ_k − A_k) must equal the backbone there;
+    in the critic's own step it is the rollout's D_k."""
+    torch.manual_seed(0)
+    net = GaussianDenoiser(torch.zeros(16, dtype=torch.float64), 0.25 * torch.eye(16, dtype=torch.float64), SHAPE)
+    actor = GuidanceModule(1, width=8, depth=1, emb=8, project=project)
+    torch.nn.init.normal_(actor.conv_out.weight, std=0.5)  # a moving actor: μ_k ≠ A_k's mean
+    critic = Critic(1, width=8, emb=8, sees_denoised=True)
+    trainer = AIDTrainer(net, actor, critic, ACConfig(num_steps=4, critic_warmup=0))
+    seen = []
+    critic.register_forward_hook(lambda m, args, kwargs, out: seen.append((args[0], args[1], kwargs["denoised"])),
+                                 with_kwargs=True)
+    g = torch.Generator().manual_seed(1)
+    x0, mask = 0.5 * torch.randn(8, *SHAPE, generator=g), torch.zeros(8, 1, 4, 4)
+    mask[..., :2] = 1
+    X, Ds, As, x_final = rollout(net, actor, x0, mask, trainer.sigmas, trainer.cfg, g)
+    trainer.values(X, Ds, x0, mask, x_final)
+    trainer.lookahead_cost(X, Ds, As, x_final, x0, mask)
+    (x_v, _, d_v), (x_l, s_l, d_l) = seen
+    torch.testing.assert_close(d_v, Ds.reshape(-1, *SHAPE))
+    assert not torch.allclose(x_l, X[1:].reshape(-1, *SHAPE))  # the states moved
+    torch.testing.assert_close(d_l, net(x_l, s_l), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="sees_denoised"):
+        critic(X[0], trainer.sigmas[0].expand(8), mask * x0, mask, x0)

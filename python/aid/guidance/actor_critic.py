@@ -187,12 +187,14 @@ class AIDTrainer:
         self.r = self.sigmas[0] - self.sigmas  # the sampling clock r_k = σ_0 − σ_k; T = r_K
         self.iteration = 0
 
-    def critic_out(self, X, k0: int, x0, mask, y=None):
-        """NN_θ(σ_{k0+j}, X_j; y, m, x0) for states X [J, B, ...] at grid indices k0 … k0 + J − 1: [J, B]."""
+    def critic_out(self, X, Ds, k0: int, x0, mask, y=None):
+        """NN_θ(σ_{k0+j}, X_j; y, m, x0, D_j) for states X and their denoised Ds [J, B, ...] at grid indices
+        k0 … k0 + J − 1: [J, B]. Ds is read only by a critic that sees D (Critic(sees_denoised=True))."""
         J, B = X.shape[:2]
         s, s_next = (self.sigmas[i:i + J].repeat_interleave(B) for i in (k0, k0 + 1))
+        D = _merge(Ds) if getattr(self.critic, "sees_denoised", False) else None
         return self.critic(_merge(X), s, _tile(observed(x0, mask, y), J), _tile(mask, J), _tile(x0, J),
-                           s_next).view(J, B)
+                           s_next, denoised=D).view(J, B)
 
     def mean_action(self, X, Ds, x0, mask, y=None):
         """μ_φ(σ_k, X_k; y, m, D_k, σ_{k+1}) for the rollout's states X, Ds [K, B, ...], with grad into the actor."""
@@ -201,10 +203,10 @@ class AIDTrainer:
         return self.actor(_merge(X), s, _tile(observed(x0, mask, y), K), _tile(mask, K), _merge(Ds),
                           s_next).view_as(X)
 
-    def values(self, X, x0, mask, x_final, y=None):
+    def values(self, X, Ds, x0, mask, x_final, y=None):
         """V̂_k for k < K (with grad into the critic) and the anchored terminal V̂_K: [K + 1, B]."""
         K = X.shape[0]
-        v = self.critic_out(X, 0, x0, mask, y) - self.cfg.lam * self.r[:K].view(K, 1)
+        v = self.critic_out(X, Ds, 0, x0, mask, y) - self.cfg.lam * self.r[:K].view(K, 1)
         v_T = psi(x_final, x0, mask, self.cfg) - self.cfg.lam * self.r[K]
         return torch.cat([v, v_T[None]])
 
@@ -218,16 +220,24 @@ class AIDTrainer:
         """Per step and image [K, B]: (β/2)Δr_k‖μ_k‖² + V̂_{k+1}(X_{k+1} + Δr_k·(μ_k − A_k)), μ_k = μ_φ(X_k),
         with V̂_K = Ψ(·; x0). The control is additive, so the step with μ_k in place of the rollout's A_k is
         read off the rollout and the backbone is not called again; a projecting actor's control moves the
-        hole only (the known pixels are overwritten). The −λ·r terms are constants and left out."""
+        hole only (the known pixels are overwritten). A critic that sees D gets D at the moved state to first
+        order, D_{k+1} + c_skip(σ_{k+1})·move: the Jacobian of the denoiser of data with variance σ_data² (c_skip
+        → 1 as σ → 0, where D(x) → x). The −λ·r terms are constants and left out."""
         K = X.shape[0]
-        dr = (self.sigmas[:-1] - self.sigmas[1:])[:K].view(K, 1, *([1] * (X.dim() - 2)))
+        shape = (K, 1, *([1] * (X.dim() - 2)))
+        dr = (self.sigmas[:-1] - self.sigmas[1:])[:K].view(shape)
         mu = self.mean_action(X, Ds, x0, mask, y)
         move = dr * (mu - As)
-        x_next = torch.cat([X[1:], x_final[None]]) + ((1 - mask) * move if projects(self.actor) else move)
+        if projects(self.actor):
+            move = (1 - mask) * move
+        x_next = torch.cat([X[1:], x_final[None]]) + move
         cost = control_cost(mu, self.sigmas[:K + 1], self.cfg.beta)
         future = psi(x_next[-1], x0, mask, self.cfg)[None]
         if K > 1:  # V̂_{k+1} = NN_θ(σ_{k+1}, ·) for k + 1 < K
-            future = torch.cat([self.critic_out(x_next[:-1], 1, x0, mask, y), future])
+            sd2 = self.critic.sigma_data ** 2
+            c_skip = sd2 / (self.sigmas[1:K].square() + sd2)
+            D_next = Ds[1:] + c_skip.view(K - 1, *shape[1:]) * move[:-1]
+            future = torch.cat([self.critic_out(x_next[:-1], D_next, 1, x0, mask, y), future])
         return cost + future
 
     def actor_loss(self, X, Ds, As, x_final, x0, mask, y=None) -> torch.Tensor:
@@ -262,11 +272,11 @@ class AIDTrainer:
             out.insert(0, G)
         return torch.stack(out)
 
-    def critic_step(self, X, x0, mask, x_final, running, y=None):
+    def critic_step(self, X, Ds, x0, mask, x_final, running, y=None):
         """One Adam step of the critic on a rollout; returns the TD residuals δ [K, B] (before the step)
         and the critic's loss."""
         cfg = self.cfg
-        v = self.values(X, x0, mask, x_final, y)
+        v = self.values(X, Ds, x0, mask, x_final, y)
         delta = (v[1:] - v[:-1] + running).detach()  # [K, B]
         critic_delta = delta  # TD(0); with a trace, the λ-return's error
         if cfg.critic_trace > 0:
@@ -302,7 +312,7 @@ class AIDTrainer:
         X, Ds, As, x_final = rollout(self.backbone, self.actor, x0, mask, self.sigmas, cfg, generator, y=y)
         running = control_cost(As, self.sigmas, cfg.beta)
         for _ in range(cfg.critic_updates):
-            delta, critic_loss = self.critic_step(X, x0, mask, x_final, running, y)
+            delta, critic_loss = self.critic_step(X, Ds, x0, mask, x_final, running, y)
         actor_loss = torch.zeros(())
         if self.iteration >= cfg.critic_warmup:
             actor_loss = self.actor_step(delta, X, Ds, As, x_final, x0, mask, y)

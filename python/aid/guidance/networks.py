@@ -31,10 +31,11 @@ def _time_embedding(net, sigma, sigma_next):
     return t + net.step_embed(step_fraction(sigma, sigma_next))
 
 
-def _inputs(x, sigma, y, mask, denoised, sigma_data):
-    """[c_in(σ)·x, y, m(, D)]; the mask is broadcast over channels only through its own channel."""
+def _inputs(x, sigma, y, mask, extras, sigma_data):
+    """[c_in(σ)·x, y, m, *extras] (extras: images shaped like x, e.g. D or x0, None left out); the mask is
+    broadcast over channels only through its own channel."""
     parts = [aid_ext.edm_scale_input(x, sigma, sigma_data), y, mask.expand(-1, 1, -1, -1)]
-    return torch.cat(parts + ([denoised] if denoised is not None else []), dim=1)
+    return torch.cat(parts + [e for e in extras if e is not None], dim=1)
 
 
 class GuidanceModule(nn.Module):
@@ -88,7 +89,7 @@ class GuidanceModule(nn.Module):
         if self.use_denoised and denoised is None:
             raise ValueError("GuidanceModule: this module was built with use_denoised=True; pass denoised=D(x; σ)")
         t = _time_embedding(self, sigma, sigma_next)
-        h = self.body(_inputs(x, sigma, y, mask, denoised if self.use_denoised else None, self.sigma_data), t)
+        h = self.body(_inputs(x, sigma, y, mask, [denoised if self.use_denoised else None], self.sigma_data), t)
         h = self.conv_out(F.silu(self.norm_out(h)))
         return h / sigma.view(-1, 1, 1, 1).to(h.dtype) if self.output_scaling == "inv_sigma" else h
 
@@ -101,10 +102,15 @@ class Critic(nn.Module):
     is a sum over pixels (Ψ is) and, on the linear-Gaussian oracle, a quadratic form eᵀSe with S
     positive semi-definite; Σ_p g_p² with g linear in a local patch is exactly such a form, and the
     sum (not a mean) lets the value grow with d as the cost does. The defaults (pixel_sum, and a
-    critic that sees x0) are the best measured on the field oracle (docs/notes/results-notebook.md)."""
+    critic that sees x0) are the best measured on the field oracle (docs/notes/results-notebook.md).
+
+    sees_denoised=True also feeds the backbone's D(x; σ) (free: the rollout computed it). Where the backbone
+    takes x is what the cost-to-go measures, and a critic a hundred times smaller than the backbone cannot
+    recompute it from x; the trainer supplies D at the states it perturbs to first order (AIDTrainer.critic_out)."""
 
     def __init__(self, img_channels: int, width: int = 32, emb: int = 32, sigma_data: float = 0.5,
-                 head: str = "pixel_sum", sees_x0: bool = True, levels: int = 0, step_aware: bool = False):
+                 head: str = "pixel_sum", sees_x0: bool = True, levels: int = 0, step_aware: bool = False,
+                 sees_denoised: bool = False):
         super().__init__()
         if head not in ("pool", "pixel_sum"):
             raise ValueError(f"Critic: head must be 'pool' or 'pixel_sum', got {head!r}")
@@ -112,23 +118,28 @@ class Critic(nn.Module):
                            sees_x0=sees_x0, levels=levels)
         if step_aware:  # as in GuidanceModule: the value at σ depends on the grid still ahead
             self.config["step_aware"] = True
-        self.sigma_data, self.head_kind, self.sees_x0 = sigma_data, head, sees_x0
+        if sees_denoised:  # likewise: older critics' configs are unchanged
+            self.config["sees_denoised"] = True
+        self.sigma_data, self.head_kind, self.sees_x0, self.sees_denoised = sigma_data, head, sees_x0, sees_denoised
         self.embed = NoiseEmbedding(emb)
         self.step_embed = ScalarEmbedding(emb) if step_aware else None
-        self.body = FiLMUNet((3 if sees_x0 else 2) * img_channels + 1, width, emb, levels)
+        self.body = FiLMUNet((2 + sees_x0 + sees_denoised) * img_channels + 1, width, emb, levels)
         if head == "pool":
             self.conv1 = nn.Conv2d(width, width, 3, stride=2, padding=1)
             self.head = nn.Sequential(nn.Linear(width + emb, width), nn.SiLU(), nn.Linear(width, 1))
         else:
             self.head = nn.Conv2d(width, 2, 3, padding=1)
 
-    def forward(self, x, sigma, y, mask, x0=None, sigma_next=None):
+    def forward(self, x, sigma, y, mask, x0=None, sigma_next=None, denoised=None):
         """x0, the clean training image, is read only by a critic built with sees_x0=True (docs/method.md:
-        the critic never ships, so it may condition on x0; Ψ does); sigma_next only by a step-aware one."""
-        if self.sees_x0 and x0 is None:
-            raise ValueError("Critic: this critic was built with sees_x0=True; pass x0")
+        the critic never ships, so it may condition on x0; Ψ does); sigma_next only by a step-aware one;
+        denoised (D(x; σ)) only by one built with sees_denoised=True."""
+        for flag, value, name in ((self.sees_x0, x0, "x0"), (self.sees_denoised, denoised, "denoised")):
+            if flag and value is None:
+                raise ValueError(f"Critic: this critic was built with sees_{name}=True; pass {name}")
         t = _time_embedding(self, sigma, sigma_next)
-        h = self.body(_inputs(x, sigma, y, mask, x0 if self.sees_x0 else None, self.sigma_data), t)
+        extras = [x0 if self.sees_x0 else None, denoised if self.sees_denoised else None]
+        h = self.body(_inputs(x, sigma, y, mask, extras, self.sigma_data), t)
         if self.head_kind == "pixel_sum":
             g, b = self.head(h).unbind(1)
             return (g.square() + b).sum(dim=(1, 2))
