@@ -1,0 +1,54 @@
+"""Issue 24's oracle check of the image recipe's kind of module: a multi-scale, step-aware actor trained with the
+known pixels projected every step, on the 8×8 Gaussian field oracle with a central 4×4 hole, on K ∈ {5, 9} at once
+(one actor, one critic, one pair of optimizers, as aid.guidance.train does), and its gap to the exact optimum J*
+of the projected problem (ProjectedLQOptimum) on each grid. tests/guidance/test_aid_oracle.py asserts it;
+benchmarks/field_fit.py compares critics with it."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from aid.eval.oracle import FieldDenoiser, ProjectedLQOptimum
+from aid.guidance.actor_critic import ACConfig, AIDTrainer
+from aid.guidance.networks import Critic, GuidanceModule
+
+STEPS = (5, 9)
+
+
+def hole_mask(res: int = 8) -> torch.Tensor:
+    """[1, 1, res, res]: known everywhere but the central res/2 × res/2 square."""
+    m = torch.ones(1, 1, res, res)
+    m[..., res // 4:3 * res // 4, res // 4:3 * res // 4] = 0
+    return m
+
+
+def fit_projected_field(iters: int = 400, seed: int = 0, report_at=(), **critic_kwargs) -> dict[int, dict[int, float]]:
+    """Train for `iters` iterations (K alternating 5, 9; the cosine decay stopped half-way, measured better than at
+    its end) and return the relative gaps J/J* − 1 per K at iteration 0, at each of report_at and at iters."""
+    net, mask1 = FieldDenoiser(8, alpha=1.0), hole_mask()
+    torch.manual_seed(seed)
+    actor = GuidanceModule(1, width=16, depth=1, levels=2, emb=16, step_aware=True, project=True)
+    critic = Critic(1, **{"width": 16, "emb": 16, "levels": 1, "step_aware": True, **critic_kwargs})
+    cfg = ACConfig(lr_decay_iters=2 * iters)
+    trainers = {k: AIDTrainer(net, actor, critic, replace(cfg, num_steps=k)) for k in STEPS}
+    for t in trainers.values():
+        t.opt_actor, t.opt_critic = trainers[STEPS[0]].opt_actor, trainers[STEPS[0]].opt_critic
+    x_eval = net.draw(512, torch.Generator().manual_seed(10_000))
+    m_eval, m_train = mask1.expand(512, -1, -1, -1), mask1.expand(32, -1, -1, -1)
+    J_star = {k: ProjectedLQOptimum(net, trainers[k].sigmas.double(), mask1[0]).optimal_cost(x_eval.double())
+              for k in STEPS}
+
+    def gaps():
+        return {k: trainers[k].evaluate(x_eval, m_eval, torch.Generator().manual_seed(7)) / J_star[k] - 1
+                for k in STEPS}
+
+    out = {0: gaps()}
+    g = torch.Generator().manual_seed(1 + seed)
+    for it in range(iters):
+        k = STEPS[it % len(STEPS)]
+        trainers[k].iteration = it
+        trainers[k].step(net.draw(32, g), m_train, g)
+        if it + 1 in report_at or it + 1 == iters:
+            out[it + 1] = gaps()
+    return out
