@@ -1,7 +1,11 @@
 # The issue-24 fidelity recipe's networks and batch, sourced by aid_fidelity.sh and aid_beta_fork.sh: a fork must
-# build the same actor and critic as the run it starts from. CRITIC_SEES_D=1 in the environment: the critic also sees
-# the backbone's D (Critic(sees_denoised=True)), in its own run folder (RUN_TAG).
-RUN_TAG=${CRITIC_SEES_D:+_critd}
+# build the same actor and critic as the run it starts from. Variants being measured, each set in the environment and
+# each giving the run folder its own tag (RUN_TAG): CRITIC_SEES_D=1, a critic that also sees the backbone's D
+# (Critic(sees_denoised=True)); WIDE_TOP=1, an actor with more of the budget at full resolution (width 24, one block,
+# then levels of 12 channels: FiLMUNet's level_width).
+RUN_TAG=${CRITIC_SEES_D:+_critd}${WIDE_TOP:+_wide}
+ACTOR_BODY='"width": 16, "depth": 2, "levels": 2'
+[ -z "${WIDE_TOP:-}" ] || ACTOR_BODY='"width": 24, "depth": 1, "levels": 2, "level_width": 12'
 RECIPE=(--batch 16 --steps 5,9,19,35
-        --actor '{"width": 16, "depth": 2, "levels": 2, "step_aware": true, "project": true}'
+        --actor "{$ACTOR_BODY, \"step_aware\": true, \"project\": true}"
         --critic '{"width": 16, "levels": 2, "step_aware": true'"${CRITIC_SEES_D:+, \"sees_denoised\": true}"'}' --grad-clip 1.0)

@@ -44,17 +44,28 @@ def far(g: torch.Tensor, centre=(16, 16), distance=12) -> float:
     return float(g[torch.maximum((ii - centre[0]).abs(), (jj - centre[1]).abs()) >= distance].max())
 
 
-@pytest.mark.parametrize("levels", [2, 3])
-def test_multi_scale_module_reaches_the_border(levels):
+WIDE_TOP = dict(width=24, depth=1, levels=2, level_width=12)  # more of the budget at full resolution
+
+
+@pytest.mark.parametrize("kw", [dict(width=16, depth=2, levels=2), dict(width=16, depth=2, levels=3), WIDE_TOP])
+def test_multi_scale_module_reaches_the_border(kw):
     """Two downsamplings (32 → 8) let the centre pixel read y up to the image's border (above 1 % of the peak),
     and pixels 12 or more away weigh over 5× what they weigh for the single-scale module."""
-    g = reach(GuidanceModule(1, width=16, depth=2, levels=levels, step_aware=True))
+    g = reach(GuidanceModule(1, step_aware=True, **kw))
     assert radius(g) >= 15
     assert far(g) > 5 * far(reach(GuidanceModule(1, width=16, depth=2, levels=0, step_aware=True)))
 
 
-def test_multi_scale_module_fits_the_budget():
+@pytest.mark.parametrize("kw", [dict(width=16, depth=2, levels=2), WIDE_TOP])
+def test_multi_scale_module_fits_the_budget(kw):
     """< 1 % of the bundled backbone's parameters, with the step input."""
-    ratio = n_params(GuidanceModule(1, width=16, depth=2, levels=2, step_aware=True)) / n_params(
-        load(DEFAULT_BACKBONE))
+    ratio = n_params(GuidanceModule(1, step_aware=True, **kw)) / n_params(load(DEFAULT_BACKBONE))
     assert ratio < 0.01, ratio
+
+
+def test_level_width_is_left_out_of_modules_without_it():
+    """A module without level_width has the parameters (and file) of one made before the option existed."""
+    plain = GuidanceModule(1, width=16, depth=2, levels=2)
+    assert "level_width" not in plain.config and not any("up_out" in k for k in plain.state_dict())
+    wide = GuidanceModule(1, **WIDE_TOP)
+    assert wide.config["level_width"] == 12 and wide.body.up_out.out_channels == 24

@@ -58,15 +58,23 @@ class FiLMUNet(nn.Module):
     `levels` stride-2 downsamplings with one block each, and back up with one block per level
     (nearest upsampling, additive skips). levels = 0 is a plain stack of residual blocks; each
     level doubles the receptive field, which a guidance field needs when the hole is wide (the
-    optimal control in a hole's centre depends on known pixels far away)."""
+    optimal control in a hole's centre depends on known pixels far away).
 
-    def __init__(self, cin: int, width: int, emb: int, levels: int = 0, depth: int = 1):
+    level_width (default: width) sets the channels of the downsampled levels, so that a fixed parameter
+    budget can go to full resolution (where a field for scattered missing pixels is computed) rather than to
+    the coarse levels; the last upsampling then maps back to `width` with a 1×1 convolution."""
+
+    def __init__(self, cin: int, width: int, emb: int, levels: int = 0, depth: int = 1,
+                 level_width: int | None = None):
         super().__init__()
+        lw = level_width or width
         self.conv_in = nn.Conv2d(cin, width, 3, padding=1)
         self.blocks = nn.ModuleList(FiLMBlock(width, emb) for _ in range(depth))
-        self.down = nn.ModuleList(nn.Conv2d(width, width, 3, stride=2, padding=1) for _ in range(levels))
-        self.enc = nn.ModuleList(FiLMBlock(width, emb) for _ in range(levels))
-        self.dec = nn.ModuleList(FiLMBlock(width, emb) for _ in range(levels))
+        self.down = nn.ModuleList(nn.Conv2d(width if i == 0 else lw, lw, 3, stride=2, padding=1)
+                                  for i in range(levels))
+        self.enc = nn.ModuleList(FiLMBlock(lw, emb) for _ in range(levels))
+        self.dec = nn.ModuleList(FiLMBlock(lw if i < levels - 1 else width, emb) for i in range(levels))
+        self.up_out = nn.Conv2d(lw, width, 1) if levels and lw != width else None
 
     def forward(self, inputs, t):
         a = self.conv_in(inputs)
@@ -78,7 +86,10 @@ class FiLMUNet(nn.Module):
         a = skips.pop()
         for block in self.dec:
             skip = skips.pop()
-            a = block(F.interpolate(a, size=skip.shape[-2:]) + skip, t)
+            a = F.interpolate(a, size=skip.shape[-2:])
+            if not skips and self.up_out is not None:  # back at full resolution: to `width` channels
+                a = self.up_out(a)
+            a = block(a + skip, t)
         return a
 
 

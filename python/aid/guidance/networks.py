@@ -46,6 +46,7 @@ class GuidanceModule(nn.Module):
                  width: int = 32,              # Hidden channels.
                  depth: int = 2,               # FiLM residual blocks at full resolution.
                  levels: int = 0,              # Downsamplings of the U-Net body (FiLMUNet).
+                 level_width: int | None = None,  # Channels of the downsampled levels (FiLMUNet; default: width).
                  emb: int = 32,                # Noise-embedding size.
                  use_denoised: bool = True,    # Feed the backbone's D(x; σ) to the actor (spec's default).
                  output_scaling: str = "none", # u = h ("none") or u = h/σ ("inv_sigma"); see the module doc.
@@ -65,6 +66,8 @@ class GuidanceModule(nn.Module):
                            use_denoised=use_denoised, output_scaling=output_scaling, sigma_data=sigma_data)
         if step_aware:  # only then, so that the configs (and files) of modules without it are unchanged
             self.config["step_aware"] = True
+        if level_width is not None:
+            self.config["level_width"] = level_width
         if project:
             self.config["project"] = True
         if not 0 <= eta <= 1:
@@ -77,7 +80,7 @@ class GuidanceModule(nn.Module):
         cin = 2 * img_channels + 1 + (img_channels if use_denoised else 0)
         self.embed = NoiseEmbedding(emb)
         self.step_embed = ScalarEmbedding(emb, zero_init=True) if step_aware else None
-        self.body = FiLMUNet(cin, width, emb, levels, depth)
+        self.body = FiLMUNet(cin, width, emb, levels, depth, level_width)
         self.norm_out = nn.GroupNorm(min(8, width // 4), width)
         self.conv_out = nn.Conv2d(width, img_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # u ≡ 0 at initialization: the unguided backbone
