@@ -191,3 +191,12 @@ def test_boundary_jump_is_the_mean_step_across_the_mask_edge_only():
     assert torch.isnan(boundary_jump(y, torch.ones(1, 1, 6, 6))).all()  # no boundary
     with pytest.raises(ValueError, match="mask must be"):
         boundary_jump(y, torch.ones(1, 3, 6, 6))
+
+
+def test_plot_curves_get_distinct_colours_for_every_benchmark_method():
+    """Each method of the benchmark (and a few variants) gets its own colour in the speed–quality plots."""
+    from aid.eval.plots import PALETTE, curve_styles
+    from aid.methods import NAMES
+    assert len(NAMES) <= len(PALETTE)
+    styles = curve_styles(NAMES)
+    assert len({s["color"] for s in styles.values()}) == len(NAMES)

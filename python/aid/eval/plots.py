@@ -16,6 +16,15 @@ def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+# matplotlib's ten default colours, then six more: the benchmark has eleven methods and more variants.
+PALETTE = [f"C{i}" for i in range(10)] + ["black", "gold", "lime", "navy", "magenta", "teal"]
+
+
+def curve_styles(curves: list) -> dict:
+    """A colour and a marker per curve, in order; the colours differ for up to len(PALETTE) curves."""
+    return {c: dict(color=PALETTE[i % len(PALETTE)], marker="os^vDPX*"[i % 8]) for i, c in enumerate(curves)}
+
+
 def curve_panels(records: list[dict], path: str, *, x: str, ys: list[tuple[str, str]], panel: str, curve: str,
                  xlabel: str, title: str | None = None, highlight: str | None = None, logx: bool = True) -> None:
     """A grid of line plots saved as PNG: one column per distinct record[panel], one row per
@@ -25,7 +34,7 @@ def curve_panels(records: list[dict], path: str, *, x: str, ys: list[tuple[str, 
     so. Records with a true record[highlight] get a large hollow marker (e.g. a method's default)."""
     panels = list(dict.fromkeys(r[panel] for r in records))
     curves = list(dict.fromkeys(r[curve] for r in records))
-    styles = {c: dict(color=f"C{i % 10}", marker="os^vDPX*"[i % 8]) for i, c in enumerate(curves)}
+    styles = curve_styles(curves)
     fig = Figure(figsize=(4.2 * len(panels), 3.2 * len(ys)), layout="constrained")
     axes = fig.subplots(len(ys), len(panels), squeeze=False)
     for col, p in enumerate(panels):
