@@ -208,8 +208,9 @@ class Ledger:
         drop_parts(s.out, key)
 
     def fill_examples(self, outputs) -> None:
-        """Examples for the cells examples.png shows that have none (merged from a folder that kept none): a
-        cell's outputs are a function of image i and seed i alone, so its first images are rerun by themselves.
+        """Examples for the cells of self.methods that examples.png shows and that have none (merged from a folder
+        that kept none, or kept in an examples.safetensors since lost): a cell's outputs are a function of image i
+        and seed i alone, so its first images are rerun by themselves.
         outputs(item) -> x runs a chunk (an item of self.items' form)."""
         k = self.s.examples
         todo = [c for c in shown_cells(self.res, self.s.example_nfe)
