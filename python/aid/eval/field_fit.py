@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import torch
 
+from aid.data.masks import center_box
 from aid.eval.oracle import FieldDenoiser, ProjectedLQOptimum
 from aid.guidance.actor_critic import ACConfig, AIDTrainer
 from aid.guidance.networks import Critic, GuidanceModule
@@ -16,17 +17,10 @@ from aid.guidance.networks import Critic, GuidanceModule
 STEPS = (5, 9)
 
 
-def hole_mask(res: int = 8) -> torch.Tensor:
-    """[1, 1, res, res]: known everywhere but the central res/2 × res/2 square."""
-    m = torch.ones(1, 1, res, res)
-    m[..., res // 4:3 * res // 4, res // 4:3 * res // 4] = 0
-    return m
-
-
 def fit_projected_field(iters: int = 400, seed: int = 0, report_at=(), **critic_kwargs) -> dict[int, dict[int, float]]:
     """Train for `iters` iterations (K alternating 5, 9; the cosine decay stopped half-way, measured better than at
     its end) and return the relative gaps J/J* − 1 per K at iteration 0, at each of report_at and at iters."""
-    net, mask1 = FieldDenoiser(8, alpha=1.0), hole_mask()
+    net, mask1 = FieldDenoiser(8, alpha=1.0), torch.from_numpy(center_box(8))[None, None]
     torch.manual_seed(seed)
     actor = GuidanceModule(1, width=16, depth=1, levels=2, emb=16, step_aware=True, project=True)
     critic = Critic(1, **{"width": 16, "emb": 16, "levels": 1, "step_aware": True, **critic_kwargs})

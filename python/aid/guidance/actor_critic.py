@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from aid.edm.sampler import edm_sigmas, guided_step
+from aid_ext.reference import c_skip
 
 
 @dataclass
@@ -185,14 +186,15 @@ class AIDTrainer:
         self.opt_critic = torch.optim.Adam(critic.parameters(), lr=cfg.lr_critic, betas=(0.9, 0.999))
         self.sigmas = edm_sigmas(cfg.num_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, device, torch.float32)
         self.r = self.sigmas[0] - self.sigmas  # the sampling clock r_k = σ_0 − σ_k; T = r_K
+        self.critic_sees_D = getattr(critic, "sees_denoised", False)  # Critic(sees_denoised=True)
         self.iteration = 0
 
     def critic_out(self, X, Ds, k0: int, x0, mask, y=None):
         """NN_θ(σ_{k0+j}, X_j; y, m, x0, D_j) for states X and their denoised Ds [J, B, ...] at grid indices
-        k0 … k0 + J − 1: [J, B]. Ds is read only by a critic that sees D (Critic(sees_denoised=True))."""
+        k0 … k0 + J − 1: [J, B]. Ds is read only by a critic that sees D (critic_sees_D; else it may be None)."""
         J, B = X.shape[:2]
         s, s_next = (self.sigmas[i:i + J].repeat_interleave(B) for i in (k0, k0 + 1))
-        D = _merge(Ds) if getattr(self.critic, "sees_denoised", False) else None
+        D = _merge(Ds) if self.critic_sees_D else None
         return self.critic(_merge(X), s, _tile(observed(x0, mask, y), J), _tile(mask, J), _tile(x0, J),
                            s_next, denoised=D).view(J, B)
 
@@ -234,9 +236,9 @@ class AIDTrainer:
         cost = control_cost(mu, self.sigmas[:K + 1], self.cfg.beta)
         future = psi(x_next[-1], x0, mask, self.cfg)[None]
         if K > 1:  # V̂_{k+1} = NN_θ(σ_{k+1}, ·) for k + 1 < K
-            sd2 = self.critic.sigma_data ** 2
-            c_skip = sd2 / (self.sigmas[1:K].square() + sd2)
-            D_next = Ds[1:] + c_skip.view(K - 1, *shape[1:]) * move[:-1]
+            D_next = None
+            if self.critic_sees_D:
+                D_next = Ds[1:] + c_skip(self.sigmas[1:K], self.critic.sigma_data).view(K - 1, *shape[1:]) * move[:-1]
             future = torch.cat([self.critic_out(x_next[:-1], D_next, 1, x0, mask, y), future])
         return cost + future
 
