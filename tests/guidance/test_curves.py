@@ -54,3 +54,18 @@ def test_aid_curves_writes_a_png_and_names_a_folder_without_a_log(tmp_path, caps
     assert "is empty" in capsys.readouterr().err
     assert cli.main(["curves", str(tmp_path / "r0"), "--out", str(out), "--window", "0"]) == 1
     assert "--window must be >= 1" in capsys.readouterr().err
+
+
+def test_a_denoising_runs_loss_gets_its_own_row_and_the_actor_critics_rows_stay(tmp_path):
+    warm = [{"iter": 10, "denoise_loss": 3.0, "seconds": 5.0}, {"iter": 20, "denoise_loss": 1.0, "seconds": 9.0}]
+    r = running_means(warm, window=2)
+    assert [q["denoise_loss"] for q in r] == [3.0, 2.0] and math.isnan(r[1]["cost"]) and math.isnan(r[1]["td_abs"])
+    assert math.isnan(running_means(LINES, window=2)[0]["denoise_loss"])
+    write_log(tmp_path / "warm", warm)
+    write_log(tmp_path / "ac", LINES)
+    heights = {}
+    for runs in (["warm"], ["ac"], ["warm", "ac"]):  # rows: loss + time; cost + |δ| + time; all four
+        out = tmp_path / f"{'_'.join(runs)}.png"
+        assert cli.main(["curves", *(str(tmp_path / d) for d in runs), "--out", str(out)]) == 0
+        heights[len(runs), runs[0]] = Image.open(out).size[1]
+    assert heights[1, "warm"] < heights[1, "ac"] < heights[2, "warm"]

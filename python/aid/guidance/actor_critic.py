@@ -175,6 +175,8 @@ def guided_costs(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: to
 class AIDTrainer:
     """Holds the actor μ_φ, the critic NN_θ and their optimizers; `step(x0, mask)` is one iteration."""
 
+    METRICS = ("cost", "critic_loss", "actor_loss", "td_abs")  # what step() returns besides "iter"
+
     def __init__(self, backbone, actor, critic, cfg: ACConfig = ACConfig(), device="cpu"):
         check_config(cfg)
         if eta_of(actor) and cfg.solver != "euler":

@@ -2,16 +2,19 @@
 
 Each run's RUN/log.jsonl holds one line per log interval (means over its iterations; aid.guidance.train). A run
 over several step counts draws K afresh every iteration, and an iteration's cost grows with K, so a single line is
-noisy; every curve is a running mean over `window` lines. The third row is the wall time per iteration, the
-throughput to watch when machines or settings change.
+noisy; every curve is a running mean over `window` lines. The last row is the wall time per iteration, the
+throughput to watch when machines or settings change. A row is drawn when some run logs its number: the
+actor–critic logs the cost and |δ|, a denoising warm start (`aid train --objective denoising`) its loss.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 
-ROWS = [("cost", "cost J"), ("td_abs", "|δ|"), ("sec_per_iter", "seconds / iteration")]
+LOGGED = [("cost", "cost J"), ("td_abs", "|δ|"), ("denoise_loss", "denoising loss")]  # from log.jsonl
+ROWS = LOGGED + [("sec_per_iter", "seconds / iteration")]
 
 
 def read_log(run_dir: str) -> list[dict]:
@@ -27,23 +30,22 @@ def read_log(run_dir: str) -> list[dict]:
 
 
 def running_means(lines: list[dict], window: int) -> list[dict]:
-    """Per log line: iter and the means over the last `window` lines up to it of the cost, |δ| and the seconds
-    per iteration (a line's seconds since the line before, over its iterations; a resumed call's clock restarts
-    at 0, so a line whose clock went back counts for nothing)."""
+    """Per log line: iter and the means over the last `window` lines up to it of the LOGGED numbers (NaN where
+    the run does not log one) and the seconds per iteration (a line's seconds since the line before, over its
+    iterations; a resumed call's clock restarts at 0, so a line whose clock went back counts for nothing)."""
     steps = [(b["seconds"] - a["seconds"], b["iter"] - a["iter"]) for a, b in zip([{"iter": 0, "seconds": 0.0}]
                                                                                   + lines, lines)]
     out = []
     for i, line in enumerate(lines):
         w = slice(max(0, i - window + 1), i + 1)
         timed = [(dt, di) for dt, di in steps[w] if dt >= 0 and di > 0]
-        out.append({"iter": line["iter"], "cost": _mean([q["cost"] for q in lines[w]]),
-                    "td_abs": _mean([q["td_abs"] for q in lines[w]]),
+        out.append({"iter": line["iter"], **{key: _mean([q[key] for q in lines[w] if key in q]) for key, _ in LOGGED},
                     "sec_per_iter": sum(dt for dt, _ in timed) / sum(di for _, di in timed) if timed else float("nan")})
     return out
 
 
 def _mean(v: list[float]) -> float:
-    return sum(v) / len(v)
+    return sum(v) / len(v) if v else float("nan")
 
 
 def run_names(run_dirs: list[str]) -> list[str]:
@@ -60,7 +62,8 @@ def plot_curves(run_dirs: list[str], out: str, window: int = 10) -> None:
     from aid.eval.plots import curve_panels  # matplotlib, only when drawing
     records = [dict(r, run=name, panel="training")
                for d, name in zip(run_dirs, run_names(run_dirs)) for r in running_means(read_log(d), window)]
-    curve_panels(records, out, x="iter", ys=ROWS, panel="panel", curve="run", xlabel="iteration", logx=False,
+    rows = [(key, label) for key, label in ROWS if any(math.isfinite(r[key]) for r in records)]
+    curve_panels(records, out, x="iter", ys=rows, panel="panel", curve="run", xlabel="iteration", logx=False,
                  title=f"running means over {window} log lines")
 
 

@@ -4,6 +4,7 @@ snapshots of the actor (actor.safetensors, what ships) and of everything else (s
 an exact resume after a kill), and multi-process training under torchrun.
 
     python -m aid.guidance.train --run-dir runs/aid --iters 20000 [--steps 5,9,19] [--mask-kinds ...]
+    python -m aid.guidance.train --objective denoising --run-dir runs/warm ...   # a warm start for --init-actor
     torchrun --nproc_per_node=8 -m aid.guidance.train --run-dir runs/aid --iters 20000 --batch 512
 
 Multi-process (torch.distributed; NCCL on GPUs, gloo on CPU; the collectives are in
@@ -44,6 +45,7 @@ from aid.core.distributed import all_mean, any_rank, rank_and_world
 from aid.core.nn import n_params
 from aid.data.masks import KINDS, mask_pool
 from aid.guidance.actor_critic import ACConfig, AIDTrainer, check_config
+from aid.guidance.denoise import DenoisingTrainer
 from aid.guidance.distributed import average_gradients, init_distributed
 from aid.guidance.networks import Critic, GuidanceModule
 from aid.guidance.rundir import (
@@ -58,22 +60,23 @@ from aid.guidance.rundir import (
 from aid.guidance.warm import freeze_all_but, warm_start, warm_start_critic
 
 TRAIN_MASK_SEED = 20_000  # mask pools use masks(kind, n, res, TRAIN_MASK_SEED + seed), never the benchmark's 10_000 + v
-METRICS = ("cost", "critic_loss", "actor_loss", "td_abs")
+OBJECTIVES = {"actor_critic": AIDTrainer, "denoising": DenoisingTrainer}  # the trainer of each objective
 SNAPSHOT_SECONDS = 600  # also snapshot when the last one is older than this
 AC_OPTIONS = [f for f in fields(ACConfig) if f.name != "num_steps"]  # ACConfig's CLI options (K is --steps)
 
 
-def build_trainers(backbone, cfg: ACConfig, actor_kwargs: dict, critic_kwargs: dict, steps: list[int], seed: int):
-    """One AIDTrainer per step count K, all sharing one actor, one critic and their two optimizers
-    (each trainer keeps its own σ grid; the update rules are untouched). The initial weights depend
-    on the seed only."""
+def build_trainers(backbone, cfg: ACConfig, actor_kwargs: dict, critic_kwargs: dict, steps: list[int], seed: int,
+                   objective: str = "actor_critic"):
+    """One trainer of the objective (OBJECTIVES) per step count K, all sharing one actor, one critic and their
+    two optimizers (each trainer keeps its own σ grid; the update rules are untouched). The initial weights
+    depend on the seed only."""
     device = device_of(backbone)
     base = dict(img_channels=backbone.img_channels, sigma_data=backbone.sigma_data)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         actor = GuidanceModule(**{**base, **actor_kwargs}).to(device)
         critic = Critic(**{**base, **critic_kwargs}).to(device)
-    trainers = {k: AIDTrainer(backbone, actor, critic, replace(cfg, num_steps=k), device) for k in steps}
+    trainers = {k: OBJECTIVES[objective](backbone, actor, critic, replace(cfg, num_steps=k), device) for k in steps}
     first = trainers[steps[0]]
     for t in trainers.values():
         t.opt_actor, t.opt_critic = first.opt_actor, first.opt_critic
@@ -129,13 +132,14 @@ def _check(shape, data, mask_kinds, batch: int, iters: int, seed: int, world: in
 
 
 class RunningMeans:
-    """Sums of the logged numbers since the last log line; the bar and the log show their means."""
+    """Sums of the logged numbers (a trainer's METRICS) since the last log line; the bar and the log show their
+    means."""
 
-    def __init__(self):
-        self.sums, self.n = dict.fromkeys(METRICS, 0.0), 0
+    def __init__(self, metrics: tuple[str, ...]):
+        self.metrics, self.sums, self.n = metrics, dict.fromkeys(metrics, 0.0), 0
 
     def add(self, values: list[float]) -> None:
-        for name, v in zip(METRICS, values):
+        for name, v in zip(self.metrics, values):
             self.sums[name] += v
         self.n += 1
 
@@ -148,7 +152,7 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
               max_seconds=None, snapshot_every=500, log_every=10, masks_per_kind=1000,
               num_steps_choices=None, init_actor: str | None = None, init_critic: str | None = None,
               actor_trainable: str | None = None, keep_snapshots=False, problem=None,
-              ema_halflife: float = 0, ema_rampup: float = 0) -> GuidanceModule:
+              ema_halflife: float = 0, ema_rampup: float = 0, objective: str = "actor_critic") -> GuidanceModule:
     """Train AID's actor (and critic) on data [N, C, H, W] in [-1, 1] with masks of the given kinds;
     resumes from run_dir/state.pt (refused if the setup differs). Returns the actor.
 
@@ -170,6 +174,9 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
                    half-life in iterations (aid.guidance.rundir.ActorEMA); may be added to a run on resume.
     ema_rampup     > 0: the EMA's half-life at iteration i is min(ema_halflife, ema_rampup·i), so that early
                    snapshots are not held back by the initial weights; may be set or changed on resume.
+    objective      "actor_critic" (AIDTrainer), or "denoising" (aid.guidance.denoise.DenoisingTrainer: the actor
+                   alone, regressed as a correction of the backbone's denoiser on noised images; a warm start
+                   for an actor–critic run's init_actor).
     Writes run_dir/actor.safetensors (the guidance module, its config and the run's numbers in the
     metadata) and run_dir/state.pt every snapshot_every iterations and at the end, and
     run_dir/log.jsonl (means over log_every iterations, and the last iteration's K). Stops after
@@ -184,11 +191,13 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     _check(shape, data, list(mask_kinds), batch, iters, seed, world, steps, masks_per_kind=masks_per_kind,
            snapshot_every=snapshot_every, log_every=log_every)
     check_config(cfg)
+    if objective not in OBJECTIVES:
+        raise ValueError(f"train_aid: objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if ema_rampup and not ema_halflife:
         raise ValueError("train_aid: ema_rampup (--ema-rampup) shapes an EMA; set ema_halflife (--ema-halflife) too")
     if rank == 0:
         writable_dir(run_dir, "train_aid: run_dir (--run-dir)")
-    trainers = build_trainers(backbone, cfg, actor_kwargs or {}, critic_kwargs or {}, steps, seed)
+    trainers = build_trainers(backbone, cfg, actor_kwargs or {}, critic_kwargs or {}, steps, seed, objective)
     trainer, device = trainers[steps[0]], device_of(backbone)
     problem.check(trainer)
     setup = json.loads(json.dumps(dict(
@@ -200,7 +209,8 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
         **({"actor_trainable": actor_trainable} if actor_trainable else {}),
         **({"problem": problem.setup} if problem.setup else {}),
         **({"ema_halflife": ema_halflife} if ema_halflife else {}),
-        **({"ema_rampup": ema_rampup} if ema_rampup else {}))))
+        **({"ema_rampup": ema_rampup} if ema_rampup else {}),
+        **({"objective": objective} if objective != "actor_critic" else {}))))
     if init_actor:
         warm_start(trainer.actor, init_actor)
     if init_critic:
@@ -234,7 +244,7 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     def diverged(values: list[float]) -> str | None:
         """What went non-finite in the step just taken (the same on every rank: the losses are averaged over
         the ranks, the weights are equal), or None."""
-        bad = [name for name, v in zip(METRICS, values) if not math.isfinite(v)]
+        bad = [name for name, v in zip(trainer.METRICS, values) if not math.isfinite(v)]
         if not all_finite(trainer.actor, trainer.critic):
             bad.append("the weights")
         return ", ".join(bad) or None
@@ -246,8 +256,9 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm  # optional dependency, only for the progress bar
-        bar = tqdm(total=iters, initial=it, desc="AID actor–critic", dynamic_ncols=True)
-    window = RunningMeans()
+        desc = "AID actor–critic" if objective == "actor_critic" else "AID denoising warm start"
+        bar = tqdm(total=iters, initial=it, desc=desc, dynamic_ncols=True)
+    window = RunningMeans(trainer.METRICS)
     try:
         with open(log_path if rank == 0 else os.devnull, "a") as log:
             while it < iters:
@@ -259,7 +270,7 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
                 x0, mask, y = problem(idx, x0.to(device), mask.to(device), noise_gen)
                 trainers[k].iteration = it  # the trainers share one count (warm-up, learning-rate schedule)
                 out = trainers[k].step(x0, mask, noise_gen, y=y)
-                values = all_mean([out[m] for m in METRICS], world)
+                values = all_mean([out[m] for m in trainer.METRICS], world)
                 what = diverged(values)
                 if what:
                     raise TrainingDiverged(
@@ -279,7 +290,7 @@ def train_aid(backbone, data: torch.Tensor, run_dir: str, *, cfg: ACConfig = ACC
                     means = {name: round(v, 6) for name, v in window.means().items()}
                     log.write(json.dumps({"iter": it, **means, "last_K": k, "seconds": elapsed()}) + "\n")
                     log.flush()  # one line per write: a kill leaves at most a cut line, which a resume drops
-                    window = RunningMeans()
+                    window = RunningMeans(trainer.METRICS)
                 if it % snapshot_every == 0 or due:
                     snapshot()
                     t_last = time.time()
@@ -322,6 +333,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "initial weights (e.g. 0.1: 25 iterations at iteration 250); 0: off; may be set on resume")
     p.add_argument("--init-actor", default=None, help="warm start: an actor.safetensors to start the actor from")
     p.add_argument("--init-critic", default=None, help="warm start: another run's state.pt to start the critic from")
+    p.add_argument("--objective", choices=list(OBJECTIVES), default="actor_critic",
+                   help="actor_critic (AID's), or denoising: the actor alone, regressed as a correction of the "
+                        "backbone's denoiser (one backbone call per image, no critic), a warm start for --init-actor")
     p.add_argument("--actor-trainable", default=None, metavar="PREFIX",
                    help="train only the actor's parameters whose names start with PREFIX (e.g. step_embed)")
     p.add_argument("--actor", type=json_object, default="{}",
@@ -365,7 +379,7 @@ def run(a: argparse.Namespace, load_problem=pixel_problem) -> None:
                       masks_per_kind=a.masks_per_kind, num_steps_choices=steps if len(steps) > 1 else None,
                       init_actor=a.init_actor, init_critic=a.init_critic, actor_trainable=a.actor_trainable,
                       keep_snapshots=a.keep_snapshots, problem=problem, ema_halflife=a.ema_halflife,
-                      ema_rampup=a.ema_rampup)
+                      ema_rampup=a.ema_rampup, objective=a.objective)
     if rank_and_world()[0] == 0:
         print(f"guidance module: {n_params(actor):,} parameters ({n_params(actor) / n_params(backbone):.2%} of the "
               f"backbone), {os.path.join(a.run_dir, 'actor.safetensors')}")
