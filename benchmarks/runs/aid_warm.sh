@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The issue-24 recipe with a denoising warm start, one seed per call on one CPU core. Stage 1 trains the actor alone
+# by denoising regression (aid train --objective denoising: WARM iterations of batch 64, one backbone call per image,
+# no critic; ~1 s per iteration); its last snapshot is copied once to RUN/warm.safetensors. Stage 2 is
+# aid_fidelity.sh's actor–critic (β = 0.5) started from it, its fresh critic fitted alone for 200 iterations first.
+# Both stages resume: rerun the same command. Usage: [WARM=4000] bash benchmarks/runs/aid_warm.sh SEED [CORE]
+set -euo pipefail
+S=${1:?seed}; CORE=${2:-0}; WARM=${WARM:-4000}
+cd "$(dirname "$0")/../.."
+. benchmarks/runs/recipe.sh
+train() { env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --seed "$S" "${RECIPE[@]}" "$@"; }
+EMA=(--ema-halflife 200 --ema-rampup 0.1 --keep-snapshots)
+W=runs/aid_dsm${RUN_TAG}_s$S
+if [ ! -e "$W/warm.safetensors" ]; then  # stage 2's init_actor: a file stage 1 never rewrites (its sha is recorded)
+  train --objective denoising --run-dir "$W" --batch 64 --iters "$WARM" --lr-actor 1e-3 --lr-decay-iters "$WARM" \
+    --snapshot-every 500 "${EMA[@]}"
+  cp "$W/actor_$(printf %06d "$WARM").safetensors" "$W/warm.safetensors"
+fi
+train --run-dir "runs/aid_b05_dsm${RUN_TAG}_s$S" --init-actor "$W/warm.safetensors" --critic-warmup 200 --iters 5000 \
+  --beta 0.5 --lr-actor 3e-4 --lr-decay-iters 5000 --snapshot-every 250 "${EMA[@]}"
