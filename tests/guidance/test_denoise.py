@@ -8,6 +8,7 @@ import pytest
 import torch
 from fakes import assert_trees_equal, run_state
 
+from aid.core.checkpoint import read_metadata
 from aid.data.masks import center_box
 from aid.edm import edm_sigmas
 from aid.eval.oracle import FieldDenoiser
@@ -96,6 +97,7 @@ def test_a_denoising_run_resumes_records_its_objective_and_warm_starts_the_actor
     a, b = run_state(tmp_path / "a"), run_state(tmp_path / "b")
     assert_trees_equal(a, {**b, "seconds": a["seconds"]})
     assert a["setup"]["objective"] == "denoising"
+    assert read_metadata(str(tmp_path / "a" / "actor.safetensors"))[2]["objective"] == "denoising"
     log = [json.loads(line) for line in open(tmp_path / "b" / "log.jsonl")]
     assert [r["iter"] for r in log] == [1, 2, 3, 4] and all(set(r) >= {"denoise_loss", "last_K"} for r in log)
     with pytest.raises(ValueError, match="objective"):  # the same folder under the actor–critic
