@@ -2,7 +2,6 @@
 transcription, learning the exact conditional denoiser of the Gaussian-field oracle, and the run folder it writes
 (resumable, an actor–critic run's init_actor)."""
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ from fakes import assert_trees_equal, run_state
 from aid.core.checkpoint import read_metadata
 from aid.data.masks import center_box
 from aid.edm import edm_sigmas
+from aid.eval.field_fit import warm_start_by_denoising
 from aid.eval.oracle import FieldDenoiser
 from aid.guidance.actor_critic import ACConfig
 from aid.guidance.denoise import DenoisingTrainer, denoising_loss, edm_weight
@@ -58,14 +58,7 @@ def test_denoising_training_learns_the_oracles_conditional_denoiser():
     torch.manual_seed(0)
     actor = GuidanceModule(1, width=16, depth=1, levels=2, emb=16, step_aware=True, project=True)
     critic = Critic(1, width=4, emb=8)
-    cfg = ACConfig(lr_actor=3e-3, grad_clip=1.0, lr_decay_iters=600)  # the targets are noisy: decay to 0
-    trainers = {k: DenoisingTrainer(FIELD, actor, critic, replace(cfg, num_steps=k)) for k in (5, 9)}
-    trainers[9].opt_actor = trainers[5].opt_actor
-    g = torch.Generator().manual_seed(1)
-    losses = []
-    for it in range(600):
-        trainers[(5, 9)[it % 2]].iteration = it  # shared, as train_aid does (the learning-rate schedule)
-        losses.append(trainers[(5, 9)[it % 2]].step(FIELD.draw(64, g), HOLE.expand(64, -1, -1, -1), g)["denoise_loss"])
+    losses = warm_start_by_denoising(FIELD, actor, critic, HOLE, 600, torch.Generator().manual_seed(1))
     assert critic.head.weight.grad is None  # the critic is not trained
 
     x0 = FIELD.draw(256, torch.Generator().manual_seed(10))

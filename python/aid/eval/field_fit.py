@@ -11,7 +11,7 @@ import torch
 
 from aid.data.masks import center_box
 from aid.eval.oracle import FieldDenoiser, ProjectedLQOptimum
-from aid.guidance.actor_critic import ACConfig, AIDTrainer
+from aid.guidance.actor_critic import ACConfig, AIDTrainer, share_optimizers
 from aid.guidance.denoise import DenoisingTrainer
 from aid.guidance.networks import Critic, GuidanceModule
 
@@ -29,9 +29,7 @@ def fit_projected_field(iters: int = 400, seed: int = 0, report_at=(), warm_iter
     actor = GuidanceModule(1, width=16, depth=1, levels=2, emb=16, step_aware=True, project=True)
     critic = Critic(1, **{"width": 16, "emb": 16, "levels": 1, "step_aware": True, **critic_kwargs})
     cfg = ACConfig(lr_decay_iters=2 * iters)
-    trainers = {k: AIDTrainer(net, actor, critic, replace(cfg, num_steps=k)) for k in STEPS}
-    for t in trainers.values():
-        t.opt_actor, t.opt_critic = trainers[STEPS[0]].opt_actor, trainers[STEPS[0]].opt_critic
+    trainers = share_optimizers({k: AIDTrainer(net, actor, critic, replace(cfg, num_steps=k)) for k in STEPS})
     x_eval = net.draw(512, torch.Generator().manual_seed(10_000))
     m_eval, m_train = mask1.expand(512, -1, -1, -1), mask1.expand(32, -1, -1, -1)
     J_star = {k: ProjectedLQOptimum(net, trainers[k].sigmas.double(), mask1[0]).optimal_cost(x_eval.double())
@@ -54,14 +52,14 @@ def fit_projected_field(iters: int = 400, seed: int = 0, report_at=(), warm_iter
     return out
 
 
-def warm_start_by_denoising(net, actor, critic, mask1, iters: int, generator: torch.Generator) -> None:
+def warm_start_by_denoising(net, actor, critic, mask1, iters: int, generator: torch.Generator) -> list[float]:
     """`iters` iterations of the denoising objective on the actor (K alternating 5, 9, batch 64, rate 3e-3 decayed
-    to 0: its targets are noisy), with an optimizer of its own."""
+    to 0: its targets are noisy), with an optimizer of its own; returns each iteration's loss."""
     cfg = ACConfig(lr_actor=3e-3, grad_clip=1.0, lr_decay_iters=iters)
-    warm = {k: DenoisingTrainer(net, actor, critic, replace(cfg, num_steps=k)) for k in STEPS}
-    for t in warm.values():
-        t.opt_actor = warm[STEPS[0]].opt_actor
+    warm = share_optimizers({k: DenoisingTrainer(net, actor, critic, replace(cfg, num_steps=k)) for k in STEPS})
+    losses = []
     for it in range(iters):
         k = STEPS[it % len(STEPS)]
-        warm[k].iteration = it
-        warm[k].step(net.draw(64, generator), mask1.expand(64, -1, -1, -1), generator)
+        warm[k].iteration = it  # one count for the learning-rate schedule, as train_aid's trainers share
+        losses.append(warm[k].step(net.draw(64, generator), mask1.expand(64, -1, -1, -1), generator)["denoise_loss"])
+    return losses

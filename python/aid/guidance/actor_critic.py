@@ -172,6 +172,15 @@ def guided_costs(backbone, actor, x0, mask, sigmas, cfg: ACConfig, generator: to
     return control_cost(As, sigmas, cfg.beta).sum(0), psi(x_final, x0, mask, cfg)
 
 
+def share_optimizers(trainers: dict) -> dict:
+    """Trainers of one actor and one critic on several grids (one per K) made to step one pair of optimizers, the
+    first trainer's, so that the Adam state is that of one training run; returns trainers."""
+    first = next(iter(trainers.values()))
+    for t in trainers.values():
+        t.opt_actor, t.opt_critic = first.opt_actor, first.opt_critic
+    return trainers
+
+
 class AIDTrainer:
     """Holds the actor μ_φ, the critic NN_θ and their optimizers; `step(x0, mask)` is one iteration."""
 

@@ -1,4 +1,4 @@
-"""The denoising warm start of the guidance module (ACConfig.objective = "denoising"; docs/method.md).
+"""The denoising warm start of the guidance module (`aid train --objective denoising`; docs/method.md).
 
 The guided step is the backbone's Euler step with D replaced by the guided denoiser D' = D + σ·u:
   X_{k+1} = X_k − Δr_k(X_k − D_k)/σ_k + Δr_k·u_k = X_k − Δr_k(X_k − (D_k + σ_k·u_k))/σ_k.

@@ -44,7 +44,7 @@ from aid.core.common import device_of
 from aid.core.distributed import all_mean, any_rank, rank_and_world
 from aid.core.nn import n_params
 from aid.data.masks import KINDS, mask_pool
-from aid.guidance.actor_critic import ACConfig, AIDTrainer, check_config
+from aid.guidance.actor_critic import ACConfig, AIDTrainer, check_config, share_optimizers
 from aid.guidance.denoise import DenoisingTrainer
 from aid.guidance.distributed import average_gradients, init_distributed
 from aid.guidance.networks import Critic, GuidanceModule
@@ -76,11 +76,8 @@ def build_trainers(backbone, cfg: ACConfig, actor_kwargs: dict, critic_kwargs: d
         torch.manual_seed(seed)
         actor = GuidanceModule(**{**base, **actor_kwargs}).to(device)
         critic = Critic(**{**base, **critic_kwargs}).to(device)
-    trainers = {k: OBJECTIVES[objective](backbone, actor, critic, replace(cfg, num_steps=k), device) for k in steps}
-    first = trainers[steps[0]]
-    for t in trainers.values():
-        t.opt_actor, t.opt_critic = first.opt_actor, first.opt_critic
-    return trainers
+    return share_optimizers({k: OBJECTIVES[objective](backbone, actor, critic, replace(cfg, num_steps=k), device)
+                             for k in steps})
 
 
 class PixelProblem:
