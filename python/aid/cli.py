@@ -26,10 +26,10 @@ from aid.edm import train as edm_train
 from aid.edm2 import options as edm2_options
 from aid.guidance import curves
 from aid.guidance import train as train_aid
-from aid.methods import NAMES, base_method
+from aid.methods import NAMES, module_key
 
 DEMO_MASKS = ["center_box", "random_box", "pixels70", "half_bottom", "lama_medium"]  # one per mask family
-DEMO_METHODS = ["paste", "replacement", "ddnm", "dps", "aid"]
+DEMO_METHODS = ["paste", "replacement", "ddnm", "dps", "aid", "aid_sharp"]
 NO_BUNDLED_GUIDANCE = "no bundled guidance module yet"
 
 
@@ -56,7 +56,7 @@ def run_info(a) -> None:
     from aid import __version__
     from aid.data.datasets import fashion_mnist_dir
     from aid.edm import DEFAULT_BACKBONE
-    from aid.guidance.sample import DEFAULT_GUIDANCE
+    from aid.guidance.sample import BUNDLED_GUIDANCE
     b = aid_ext.build_info()
     gpu = (f"{torch.cuda.device_count()} GPU(s), {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
            else f"no GPU; CPU with {torch.get_num_threads()} torch threads")
@@ -69,7 +69,8 @@ def run_info(a) -> None:
             ("CUDA version", b["cuda_version"] or "-"), ("CUDA archs", b["cuda_archs"] or "-"),
             ("compiler", b["compiler"]), ("device seen", gpu),
             ("bundled backbone", DEFAULT_BACKBONE if os.path.exists(DEFAULT_BACKBONE) else "missing"),
-            ("bundled guidance", DEFAULT_GUIDANCE if os.path.exists(DEFAULT_GUIDANCE) else NO_BUNDLED_GUIDANCE),
+            *((f"bundled {method}", path if os.path.exists(path) else NO_BUNDLED_GUIDANCE)
+              for method, path in BUNDLED_GUIDANCE.items()),
             ("Fashion-MNIST", fmnist)]
     for k, v in rows:
         print(f"{k + ':':18} {v}")
@@ -100,6 +101,8 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"[{' '.join(DEMO_METHODS)}], from {', '.join(NAMES)}")
     p.add_argument("--nfe", nargs="+", type=int, default=[5, 9, 19], help="target costs, NFE + VJP per image [5 9 19]")
     p.add_argument("--guidance", help="AID's guidance module [the bundled one]; without one AID is reported skipped")
+    p.add_argument("--guidance-sharp", help="the guidance module of AID's sharp setting, method aid_sharp [the bundled "
+                   "one]; without one aid_sharp is reported skipped")
     p.add_argument("--batch", type=int, help="images per sampler call [all of them]")
     p.add_argument("--examples", type=int, default=2, help="images per mask type in the comparison grid [2]")
     p.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")
@@ -107,17 +110,18 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_demo(a) -> None:
     """The speed–quality benchmark (aid.bench.run.benchmark) at the demo's size, resumed in --out, without the
-    methods' default step counts; AID with --guidance or the bundled module, else reported skipped."""
-    from aid.guidance import sample  # its DEFAULT_GUIDANCE now (the tests point it elsewhere)
-    methods, skipped = list(dict.fromkeys(a.methods)), {}
-    if a.guidance and not os.path.isfile(a.guidance):
-        raise FileNotFoundError(f"--guidance: no such file: {a.guidance}")
-    guidance = a.guidance or (sample.DEFAULT_GUIDANCE if os.path.exists(sample.DEFAULT_GUIDANCE) else None)
-    uses_aid = [m for m in methods if base_method(m) == "aid"]  # aid and its variants
-    if uses_aid and guidance is None:
-        for m in uses_aid:
+    methods' default step counts; AID with --guidance (aid_sharp: --guidance-sharp) or the bundled module, else
+    reported skipped."""
+    from aid.guidance.sample import BUNDLED_GUIDANCE  # a dict the tests point elsewhere
+    methods, skipped, modules = list(dict.fromkeys(a.methods)), {}, {}
+    for key, flag, given in (("aid", "--guidance", a.guidance), ("aid_sharp", "--guidance-sharp", a.guidance_sharp)):
+        if given and not os.path.isfile(given):
+            raise FileNotFoundError(f"{flag}: no such file: {given}")
+        bundled = BUNDLED_GUIDANCE[key]
+        modules[key] = given or (bundled if os.path.exists(bundled) else None)
+        for m in [m for m in methods if module_key(m) == key and modules[key] is None]:
             methods.remove(m)
-            skipped[m] = f"{NO_BUNDLED_GUIDANCE} ({sample.DEFAULT_GUIDANCE}); pass --guidance PATH from `aid train`"
+            skipped[m] = f"{NO_BUNDLED_GUIDANCE} ({bundled}); pass {flag} PATH from `aid train`"
     if not methods:
         raise ValueError("--methods: nothing to run")
     if a.num_images < 2 or min(a.nfe) < 1 or a.examples < 0 or (a.batch is not None and a.batch < 1):
@@ -126,7 +130,8 @@ def run_demo(a) -> None:
     settings = Settings(out=a.out, methods=methods, masks=a.masks, nfe=a.nfe, images=a.num_images,
                         batch=a.batch or a.num_images, no_default_nfe=True, examples=a.examples,
                         example_nfe=sorted(a.nfe)[len(a.nfe) // 2],  # the median target
-                        device=str(check_device(a.device)), resume=True, aid=guidance if uses_aid else None)
+                        device=str(check_device(a.device)), resume=True,
+                        **{k: path for k, path in modules.items() if k in map(module_key, methods)})
     bench.benchmark(settings, skipped_methods=skipped)
     print(f"\nThe demo's results are in {a.out}: examples.png (the comparison grid), results.md and results.json "
           "(the metrics), quality_vs_nfe.png and quality_vs_seconds.png (speed against quality).")

@@ -21,9 +21,9 @@ from aid.data.images import masked_input, save_png
 from aid.data.masks import mask_from_png, masks
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.edm2.options import labels_for
-from aid.guidance.sample import DEFAULT_GUIDANCE
+from aid.guidance.sample import BUNDLED_GUIDANCE
 from aid.latent import latent_method, load_latent
-from aid.methods import base_method, load_sampler, training_settings
+from aid.methods import base_method, load_sampler, module_key, training_settings
 
 MANY_STEPS = 1000  # --steps above this gets a warning: every method's default is at most a few hundred
 GRID = "grid.png"
@@ -119,7 +119,7 @@ def sampler(net, method: str = "aid", *, backbone: str | None = None, guidance: 
         raise ValueError(f"--guidance-scale must be finite, got {guidance_scale}")
     if guidance_scale is not None and not guidance_scale >= 0:
         raise ValueError(f"--guidance-scale must be >= 0, got {guidance_scale}")
-    path = (guidance or default_guidance(backbone)) if kind == "aid" else guidance
+    path = (guidance or default_guidance(backbone, method)) if kind == "aid" else guidance
     fn = load_sampler(method, net, path)
     if codec is not None:
         fn = latent_method(kind, fn, codec, labels)
@@ -147,15 +147,17 @@ def likely_causes(method: str, backbone: str | None, module: str | None, guidanc
     return ", or ".join(causes)
 
 
-def default_guidance(backbone: str | None) -> str:
-    """The bundled guidance module, which belongs to the bundled backbone (backbone None)."""
+def default_guidance(backbone: str | None, method: str = "aid") -> str:
+    """The bundled guidance module of AID's setting method (aid, its fidelity setting; aid_sharp), which belongs to
+    the bundled backbone (backbone None)."""
     if backbone:
-        raise ValueError("--method aid with --backbone needs --guidance PATH, a guidance module trained for that "
-                         "backbone (`aid train --backbone ...`); the bundled one belongs to the bundled backbone")
-    if not os.path.exists(DEFAULT_GUIDANCE):
-        raise FileNotFoundError(f"--method aid: no bundled guidance module yet ({DEFAULT_GUIDANCE}); pass "
+        raise ValueError(f"--method {method} with --backbone needs --guidance PATH, a guidance module trained for "
+                         "that backbone (`aid train --backbone ...`); the bundled ones belong to the bundled backbone")
+    path = BUNDLED_GUIDANCE[module_key(method)]
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--method {method}: no bundled guidance module yet ({path}); pass "
                                 "--guidance PATH (train one with `aid train`), or choose a baseline with --method")
-    return DEFAULT_GUIDANCE
+    return path
 
 
 def inpaint(images: list[str], out: str, *, mask: list[str] | None = None, mask_kind: str | None = None,

@@ -17,13 +17,21 @@ VARIANTS = {
     "ding_public": ("ding", dict(eta="square")),  # the public eta_type (ours: eta = 1, tuned on validation)
     "daps_public": ("daps", dict(ode_steps=5)),  # the public 5 ODE steps per level: DAPS-1K at 200 levels
     "aid_paste": ("aid", dict(project=False)),  # the paper's form: the known pixels pasted at the end only
+    "aid_sharp": ("aid", {}),  # AID's sharp setting: the same sampler with its own module (OWN_MODULE)
 }
 NAMES = [*METHODS, "aid", *VARIANTS]  # every method by name, in the order of the benchmark's tables
+# Variants that run with a trained module of their own rather than their method's (the benchmark's --aid-sharp).
+OWN_MODULE = {"aid_sharp"}
 
 
 def base_method(name: str) -> str:
     """The method a name runs: itself, or a variant's (aid_paste -> aid)."""
     return VARIANTS[name][0] if name in VARIANTS else name
+
+
+def module_key(name: str) -> str:
+    """Whose trained module a name runs with: its own (OWN_MODULE) or its method's (aid_paste -> aid)."""
+    return name if name in OWN_MODULE else base_method(name)
 
 
 def load_sampler(method: str, net, module: str | None = None):

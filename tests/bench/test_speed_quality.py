@@ -220,31 +220,35 @@ def test_versions_name_the_checkout_of_this_code_or_none(tmp_path, monkeypatch):
 
 
 def test_amortized_methods_without_a_module_are_skipped_with_the_reason(backbone, capsys):
-    run, skipped = sq.samplers(["paste", "deft", "aid", "aid_paste"], sq.load(backbone), deft=None, aid=None)
-    assert list(run) == ["paste"] and set(skipped) == {"deft", "aid", "aid_paste"}
+    run, skipped = sq.samplers(["paste", "deft", "aid", "aid_paste", "aid_sharp"], sq.load(backbone), deft=None,
+                               aid=None)
+    assert list(run) == ["paste"] and set(skipped) == {"deft", "aid", "aid_paste", "aid_sharp"}
     assert "no --deft PATH given" in skipped["deft"] and "python -m aid.baselines.deft" in skipped["deft"]
     assert "no --aid PATH given" in skipped["aid"] and "no --aid PATH given" in skipped["aid_paste"]
-    with pytest.raises(SystemExit):
-        sq.main(["--backbone", backbone, "--out", "unused", "--methods", "aid_paste"])
-    assert "error: --methods aid_paste needs --aid PATH" in capsys.readouterr().err
+    assert "no --aid-sharp PATH given" in skipped["aid_sharp"] and "--objective denoising" in skipped["aid_sharp"]
+    for method, flag in (("aid_paste", "--aid"), ("aid_sharp", "--aid-sharp")):
+        with pytest.raises(SystemExit):
+            sq.main(["--backbone", backbone, "--out", "unused", "--methods", method])
+        assert f"error: --methods {method} needs {flag} PATH" in capsys.readouterr().err
 
 
 def test_every_method_runs_and_zero_amortized_modules_equal_their_baselines(fmnist, backbone, tmp_path):
     """Every method runs in the harness. With zero-initialized modules (h ≡ 0, u ≡ 0), DEFT is the unguided Euler
-    sampler + paste, exactly the paste baseline, and AID (which projects the known pixels every step) exactly the
-    replacement baseline (same seeds, same σ grid)."""
+    sampler + paste, exactly the paste baseline, and AID (which projects the known pixels every step; its sharp
+    setting too) exactly the replacement baseline (same seeds, same σ grid)."""
     h, u = HTransform(1), GuidanceModule(1)
     save_module(h, str(tmp_path / "h.safetensors"), KIND, h.config)
     save_module(u, str(tmp_path / "u.safetensors"), "GuidanceModule", u.config)
     out = tmp_path / "o"
     sq.main(["--backbone", backbone, "--out", str(out), "--nfe", "3", "--images", "2", "--masks", "center_box",
              "--no-default-nfe", "--examples", "1", "--deft", str(tmp_path / "h.safetensors"),
-             "--aid", str(tmp_path / "u.safetensors")])
+             "--aid", str(tmp_path / "u.safetensors"), "--aid-sharp", str(tmp_path / "u.safetensors")])
     res = json.load(open(out / "results.json"))
     cells = res["cells"]
     assert res["skipped"] == {} and {c["method"] for c in cells.values()} == set(sq.ALL_METHODS)
     assert all(c["fd_fmnist"] == "skipped (2 < 1000 images)" for c in cells.values())
-    for name, same_as in (("deft", "paste"), ("aid", "replacement"), ("aid_paste", "paste")):
+    same = dict(deft="paste", aid="replacement", aid_paste="paste", aid_sharp="replacement")
+    for name, same_as in same.items():
         assert cells[f"center_box/{name}/3"]["hole_psnr"] == cells[f"center_box/{same_as}/3"]["hole_psnr"]
         assert cells[f"center_box/{name}/3"]["nfe"] == 3
 

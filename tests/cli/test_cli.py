@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from aid import cli
-from aid.core.checkpoint import save_module
+from aid.core.checkpoint import save_module, sha256_of
 from aid.data.datasets import to_uint8
 from aid.guidance.networks import GuidanceModule
+from aid.guidance.sample import BUNDLED_GUIDANCE
 
 AID = shutil.which("aid", path=os.path.dirname(sys.executable))
 pytestmark = pytest.mark.skipif(AID is None, reason="the `aid` command is not installed (pip install -e .)")
@@ -97,14 +98,37 @@ def test_demo_writes_its_folder_with_finite_numbers(fmnist, guidance, tmp_path):
     assert "| aid | 3 | 3 |" in (out / "results.md").read_text()
 
 
-def test_demo_without_a_guidance_module_reports_aid_skipped(fmnist, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("aid.guidance.sample.DEFAULT_GUIDANCE", str(tmp_path / "none.safetensors"))
-    assert cli.main(["demo", "--out", str(tmp_path / "d"), "--num-images", "2", "--masks", "center_box", "--nfe", "2",
-                     "--methods", "paste", "aid", "--examples", "0"]) == 0
+def test_demo_without_a_guidance_module_reports_aid_skipped(fmnist, guidance, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(BUNDLED_GUIDANCE, "aid", str(tmp_path / "none.safetensors"))
+    monkeypatch.setitem(BUNDLED_GUIDANCE, "aid_sharp", str(tmp_path / "none_sharp.safetensors"))
+    demo = ["demo", "--num-images", "2", "--masks", "center_box", "--nfe", "2", "--examples", "0"]
+    assert cli.main([*demo, "--out", str(tmp_path / "d"), "--methods", "paste", "aid", "aid_sharp"]) == 0
     res = json.loads((tmp_path / "d" / "results.json").read_text())
     assert {c["method"] for c in res["cells"].values()} == {"paste"}
     assert res["skipped"]["aid"].startswith("no bundled guidance module yet")
+    assert "none_sharp.safetensors" in res["skipped"]["aid_sharp"] and "--guidance-sharp" in res["skipped"]["aid_sharp"]
     assert "**aid** skipped: no bundled guidance module yet" in (tmp_path / "d" / "results.md").read_text()
+    # the sharp setting runs from its own flag, and the fidelity setting is still skipped
+    assert cli.main([*demo, "--out", str(tmp_path / "s"), "--methods", "aid", "aid_sharp", "--guidance-sharp",
+                     guidance]) == 0
+    res = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert {c["method"] for c in res["cells"].values()} == {"aid_sharp"} and set(res["skipped"]) == {"aid"}
+    assert res["setup"]["modules"] == {"aid_sharp": sha256_of(guidance)}
+
+
+def test_inpaint_aid_sharp_runs_the_bundled_sharp_module(user_files, guidance, tmp_path, monkeypatch, capsys):
+    from aid import methods
+    inpaint = ["inpaint", str(user_files / "shirt.png"), "--mask", str(user_files / "mask.png"), "--out",
+               str(tmp_path / "o"), "--method", "aid_sharp", "--steps", "3"]
+    monkeypatch.setitem(BUNDLED_GUIDANCE, "aid_sharp", str(tmp_path / "none.safetensors"))
+    assert cli.main(inpaint) == 1
+    err = capsys.readouterr().err
+    assert "--method aid_sharp: no bundled guidance module yet" in err and "none.safetensors" in err
+    loaded, load_actor = [], methods.load_actor
+    monkeypatch.setattr(methods, "load_actor", lambda path, *a: loaded.append(path) or load_actor(path, *a))
+    monkeypatch.setitem(BUNDLED_GUIDANCE, "aid_sharp", guidance)
+    assert cli.main(inpaint) == 0 and loaded == [guidance]
+    assert os.path.getsize(tmp_path / "o" / "shirt.png") > 0
 
 
 @pytest.mark.parametrize("method", ["aid", "ddnm"])
@@ -217,7 +241,7 @@ def test_cuda_on_a_cpu_only_build_and_the_missing_guidance_module_say_what_to_do
     if not aid_ext.build_info()["with_cuda"]:
         assert cli.main(inpaint + ["--device", "cuda"]) == 1
         assert "--device cuda: this aid_ext build is CPU-only" in capsys.readouterr().err
-    monkeypatch.setattr("aid.inpaint.DEFAULT_GUIDANCE", str(tmp_path / "none.safetensors"))
+    monkeypatch.setitem(BUNDLED_GUIDANCE, "aid", str(tmp_path / "none.safetensors"))
     assert cli.main(inpaint) == 1
     err = capsys.readouterr().err
     assert "no bundled guidance module yet" in err and "--guidance" in err and "aid train" in err

@@ -51,27 +51,30 @@ from aid.data.datasets import fashion_mnist
 from aid.data.masks import KINDS, TEST_SET_VERSION, benchmark_masks
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.guidance.distributed import init_distributed
-from aid.guidance.sample import DEFAULT_GUIDANCE
-from aid.methods import base_method, load_sampler
+from aid.guidance.sample import BUNDLED_GUIDANCE
+from aid.methods import load_sampler, module_key
 
 AMORTIZED = {  # methods that need a trained module: the option that gives it, and how to get one
     "deft": ("--deft", HOW_TO_TRAIN),
     "aid": ("--aid", "AID is only reported from a trained guidance module "
-                     "(aid.guidance.networks.GuidanceModule checkpoint; train one with `aid train`)")}
+                     "(aid.guidance.networks.GuidanceModule checkpoint; train one with `aid train`)"),
+    "aid_sharp": ("--aid-sharp", "AID's sharp setting is only reported from its trained guidance module "
+                                 "(train one with `aid train --objective denoising`)")}
 
 
-def samplers(methods: list[str], net, *, deft: str | None = None, aid: str | None = None) -> tuple[dict, dict]:
+def samplers(methods: list[str], net, *, deft: str | None = None, aid: str | None = None,
+             aid_sharp: str | None = None) -> tuple[dict, dict]:
     """(name → sampler(net, y, mask, seeds, num_steps=…), name → why it is skipped) for methods. DEFT and AID run
-    from their trained modules, the paths deft and aid (aid.methods.load_sampler; AID with Euler steps, then the
-    paste); without one they are skipped."""
-    run, skipped, modules = {}, {}, dict(deft=deft, aid=aid)
+    from their trained modules, the paths deft, aid and aid_sharp (AID's sharp setting; aid.methods.module_key,
+    load_sampler); without one they are skipped."""
+    run, skipped, modules = {}, {}, dict(deft=deft, aid=aid, aid_sharp=aid_sharp)
     for name in methods:
-        base = base_method(name)
-        if base in AMORTIZED and modules[base] is None:
-            option, how = AMORTIZED[base]
+        key = module_key(name)
+        if key in AMORTIZED and modules[key] is None:
+            option, how = AMORTIZED[key]
             skipped[name] = f"no {option} PATH given: {how}"
         else:
-            run[name] = load_sampler(name, net, modules.get(base))
+            run[name] = load_sampler(name, net, modules.get(key))
     return run, skipped
 
 
@@ -84,8 +87,8 @@ def prepare(s: Settings, device: torch.device | None = None):
     else:
         (net, gt), wrap = prepare_pixels(s, device), lambda name, fn: fn
     try:
-        methods, skipped = samplers(s.methods, net, deft=s.deft, aid=s.aid)
-    except FileNotFoundError as e:  # Fashion-MNIST, or the module of --deft or --aid
+        methods, skipped = samplers(s.methods, net, deft=s.deft, aid=s.aid, aid_sharp=s.aid_sharp)
+    except FileNotFoundError as e:  # Fashion-MNIST, or the module of --deft, --aid or --aid-sharp
         raise BenchmarkError(str(e)) from None
     return net, gt[:s.images], {name: wrap(name, fn) for name, fn in methods.items()}, skipped
 
@@ -120,7 +123,7 @@ class Ledger:
         setup = dict(backbone_sha256=sha256_of(s.backbone), images=s.images, mask_set=f"aid.data.masks."
                      f"benchmark_masks v{TEST_SET_VERSION}", fd_min_images=s.fd_min_images,
                      expensive_cost=s.expensive_cost, expensive_images=s.expensive_images, examples=s.examples,
-                     modules={k: sha256_of(getattr(s, k)) for k in AMORTIZED if k in map(base_method, methods)},
+                     modules={k: sha256_of(getattr(s, k)) for k in AMORTIZED if k in map(module_key, methods)},
                      **latent_bench.setup(s, gt), **({"evals_per_call": per_call} if per_call > 1 else {}))
         os.makedirs(s.out, exist_ok=True)
         self.json_path, self.ex_path = os.path.join(s.out, "results.json"), os.path.join(s.out, "examples.safetensors")
@@ -326,6 +329,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deft", metavar="PATH", help="DEFT's trained h-transform (h.safetensors); else DEFT is skipped")
     p.add_argument("--aid", metavar="PATH", help="AID's trained guidance module [the bundled one, if there is one and "
                    "--backbone is the bundled one]; without one AID is skipped")
+    p.add_argument("--aid-sharp", metavar="PATH", help="the guidance module of AID's sharp setting (method aid_sharp) "
+                   "[the bundled one, as for --aid]; without one aid_sharp is skipped")
     p.add_argument("--examples", type=int, default=3, help="example images per mask kind in examples.png [3]")
     p.add_argument("--example-nfe", type=int, default=19, help="examples.png shows each method at this cost [19]")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -338,19 +343,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(a: argparse.Namespace) -> Settings:
     """The Settings of parsed flags: a flag not given takes the full benchmark's default (DEFAULTS), or with
-    --quick the smoke version's (QUICK); --aid defaults to the bundled guidance module on the bundled backbone.
-    A bad flag is a ValueError naming it."""
+    --quick the smoke version's (QUICK); --aid and --aid-sharp default to the bundled guidance modules on the
+    bundled backbone. A bad flag is a ValueError naming it."""
     explicit, cls = set(a.methods or []), latent_bench.settings_class(a)
     given = {f.name: getattr(a, f.name) for f in fields(cls)}
-    if a.aid is None and a.backbone == DEFAULT_BACKBONE and os.path.exists(DEFAULT_GUIDANCE):
-        given["aid"] = DEFAULT_GUIDANCE
+    for key, bundled in BUNDLED_GUIDANCE.items():
+        if given[key] is None and a.backbone == DEFAULT_BACKBONE and os.path.exists(bundled):
+            given[key] = bundled
     for k, v in (QUICK if a.quick else DEFAULTS).items():
         if given[k] is None:
             given[k] = v
     for name in explicit:
-        base = base_method(name)
-        if base in AMORTIZED and given[base] is None:
-            raise ValueError(f"--methods {name} needs {AMORTIZED[base][0]} PATH (a trained module)")
+        key = module_key(name)
+        if key in AMORTIZED and given[key] is None:
+            raise ValueError(f"--methods {name} needs {AMORTIZED[key][0]} PATH (a trained module)")
     return cls(**given)
 
 

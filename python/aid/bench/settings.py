@@ -78,6 +78,7 @@ class Settings:
     expensive_images: int = 250
     deft: str | None = None  # DEFT's trained h-transform; None: DEFT is skipped
     aid: str | None = None  # AID's trained guidance module; None: AID is skipped
+    aid_sharp: str | None = None  # the guidance module of AID's sharp setting; None: aid_sharp is skipped
     examples: int = 3
     example_nfe: int = 19
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
