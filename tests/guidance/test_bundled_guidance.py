@@ -1,0 +1,41 @@
+"""The bundled guidance modules, one per AID setting (python/aid/assets/, cards in assets/README.md): fidelity
+(aid, DEFAULT_GUIDANCE) and sharp (aid_sharp, SHARP_GUIDANCE)."""
+import pytest
+import torch
+
+from aid.baselines import METHODS
+from aid.core.checkpoint import read_metadata
+from aid.data.masks import benchmark_masks
+from aid.edm import load
+from aid.eval.metrics import psnr
+from aid.guidance.networks import parameter_ratio
+from aid.guidance.sample import BUNDLED_GUIDANCE, SHARP_GUIDANCE, load_actor, sample_aid
+
+
+@pytest.mark.parametrize("method", sorted(BUNDLED_GUIDANCE))
+def test_bundled_module_is_within_the_budget_and_fills_holes_better_than_the_unguided_sampler(method):
+    """Each module is < 1 % of the backbone and, on 16 held-out images with the benchmark's centre-box masks at
+    9 steps, beats replacement (the same sampler with the field u = 0) in hole PSNR by over 1 dB (measured: about
+    3.6 and 3.5 dB)."""
+    from aid.data.datasets import fashion_mnist
+    try:
+        x0 = fashion_mnist("test", 32)[0][:16]
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    net, actor = load(), load_actor(BUNDLED_GUIDANCE[method])
+    assert parameter_ratio(actor, net) < 0.01
+    mask = benchmark_masks("center_box", 16, 32)
+    hole = 1 - mask
+    seeds = list(range(16))
+    x_aid, _ = sample_aid(net, actor, mask * x0, mask, seeds, num_steps=9)
+    x_u0, _ = METHODS["replacement"](net, mask * x0, mask, seeds, num_steps=9)
+    gain = psnr(x_aid.clamp(-1, 1), x0, hole).mean() - psnr(x_u0.clamp(-1, 1), x0, hole).mean()
+    assert gain > 1.0, float(gain)
+
+
+def test_sharp_module_is_the_denoising_objectives_multiscale_step_aware_projecting_module():
+    kind, config, extra = read_metadata(SHARP_GUIDANCE)
+    assert kind == "GuidanceModule" and extra["objective"] == "denoising"
+    assert config["levels"] == 2 and config["step_aware"] and config["project"]
+    assert extra["num_steps_choices"] == [5, 9, 19, 35] and extra["iterations"] == 4000
+    assert torch.isfinite(torch.stack([p.abs().max() for p in load_actor(SHARP_GUIDANCE).parameters()])).all()
