@@ -15,8 +15,8 @@ from aid.guidance.sample import BUNDLED_GUIDANCE, SHARP_GUIDANCE, load_actor, sa
 @pytest.mark.parametrize("method", sorted(BUNDLED_GUIDANCE))
 def test_bundled_module_is_within_the_budget_and_fills_holes_better_than_the_unguided_sampler(method):
     """Each module is < 1 % of the backbone and, on 16 held-out images with the benchmark's centre-box masks at
-    9 steps, beats replacement (the same sampler with the field u = 0) in hole PSNR by over 1 dB (measured: about
-    3.6 and 3.5 dB)."""
+    9 steps, beats replacement (the same sampler with the field u = 0) in hole PSNR by over 1 dB (measured: 3.60
+    for aid, 3.54 for aid_sharp)."""
     from aid.data.datasets import fashion_mnist
     try:
         x0 = fashion_mnist("test", 32)[0][:16]
