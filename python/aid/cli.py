@@ -56,7 +56,7 @@ def run_info(a) -> None:
     from aid import __version__
     from aid.data.datasets import fashion_mnist_dir
     from aid.edm import DEFAULT_BACKBONE
-    from aid.guidance.sample import BUNDLED_GUIDANCE
+    from aid.guidance.sample import BUNDLED_GUIDANCE, bundled_guidance
     b = aid_ext.build_info()
     gpu = (f"{torch.cuda.device_count()} GPU(s), {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
            else f"no GPU; CPU with {torch.get_num_threads()} torch threads")
@@ -69,8 +69,7 @@ def run_info(a) -> None:
             ("CUDA version", b["cuda_version"] or "-"), ("CUDA archs", b["cuda_archs"] or "-"),
             ("compiler", b["compiler"]), ("device seen", gpu),
             ("bundled backbone", DEFAULT_BACKBONE if os.path.exists(DEFAULT_BACKBONE) else "missing"),
-            *((f"bundled {method}", path if os.path.exists(path) else NO_BUNDLED_GUIDANCE)
-              for method, path in BUNDLED_GUIDANCE.items()),
+            *((f"bundled {key}", bundled_guidance(key) or NO_BUNDLED_GUIDANCE) for key in BUNDLED_GUIDANCE),
             ("Fashion-MNIST", fmnist)]
     for k, v in rows:
         print(f"{k + ':':18} {v}")
@@ -112,16 +111,15 @@ def run_demo(a) -> None:
     """The speed–quality benchmark (aid.bench.run.benchmark) at the demo's size, resumed in --out, without the
     methods' default step counts; AID with --guidance (aid_sharp: --guidance-sharp) or the bundled module, else
     reported skipped."""
-    from aid.guidance.sample import BUNDLED_GUIDANCE  # a dict the tests point elsewhere
+    from aid.guidance.sample import BUNDLED_GUIDANCE, bundled_guidance  # a dict the tests point elsewhere
     methods, skipped, modules = list(dict.fromkeys(a.methods)), {}, {}
     for key, flag, given in (("aid", "--guidance", a.guidance), ("aid_sharp", "--guidance-sharp", a.guidance_sharp)):
         if given and not os.path.isfile(given):
             raise FileNotFoundError(f"{flag}: no such file: {given}")
-        bundled = BUNDLED_GUIDANCE[key]
-        modules[key] = given or (bundled if os.path.exists(bundled) else None)
+        modules[key] = given or bundled_guidance(key)
         for m in [m for m in methods if module_key(m) == key and modules[key] is None]:
             methods.remove(m)
-            skipped[m] = f"{NO_BUNDLED_GUIDANCE} ({bundled}); pass {flag} PATH from `aid train`"
+            skipped[m] = f"{NO_BUNDLED_GUIDANCE} ({BUNDLED_GUIDANCE[key]}); pass {flag} PATH from `aid train`"
     if not methods:
         raise ValueError("--methods: nothing to run")
     if a.num_images < 2 or min(a.nfe) < 1 or a.examples < 0 or (a.batch is not None and a.batch < 1):

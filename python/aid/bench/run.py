@@ -51,7 +51,7 @@ from aid.data.datasets import fashion_mnist
 from aid.data.masks import KINDS, TEST_SET_VERSION, benchmark_masks
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.guidance.distributed import init_distributed
-from aid.guidance.sample import BUNDLED_GUIDANCE
+from aid.guidance.sample import BUNDLED_GUIDANCE, bundled_guidance
 from aid.methods import load_sampler, module_key
 
 AMORTIZED = {  # methods that need a trained module: the option that gives it, and how to get one
@@ -62,15 +62,14 @@ AMORTIZED = {  # methods that need a trained module: the option that gives it, a
                                  "(train one with `aid train --objective denoising`)")}
 
 
-def samplers(methods: list[str], net, *, deft: str | None = None, aid: str | None = None,
-             aid_sharp: str | None = None) -> tuple[dict, dict]:
+def samplers(methods: list[str], net, **modules: str | None) -> tuple[dict, dict]:
     """(name → sampler(net, y, mask, seeds, num_steps=…), name → why it is skipped) for methods. DEFT and AID run
-    from their trained modules, the paths deft, aid and aid_sharp (AID's sharp setting; aid.methods.module_key,
-    load_sampler); without one they are skipped."""
-    run, skipped, modules = {}, {}, dict(deft=deft, aid=aid, aid_sharp=aid_sharp)
+    from their trained modules, modules[aid.methods.module_key(name)]: the paths deft, aid and aid_sharp (AID's
+    sharp setting), the keys of AMORTIZED (aid.methods.load_sampler); without one they are skipped."""
+    run, skipped = {}, {}
     for name in methods:
         key = module_key(name)
-        if key in AMORTIZED and modules[key] is None:
+        if key in AMORTIZED and modules.get(key) is None:
             option, how = AMORTIZED[key]
             skipped[name] = f"no {option} PATH given: {how}"
         else:
@@ -87,7 +86,7 @@ def prepare(s: Settings, device: torch.device | None = None):
     else:
         (net, gt), wrap = prepare_pixels(s, device), lambda name, fn: fn
     try:
-        methods, skipped = samplers(s.methods, net, deft=s.deft, aid=s.aid, aid_sharp=s.aid_sharp)
+        methods, skipped = samplers(s.methods, net, **{k: getattr(s, k) for k in AMORTIZED})
     except FileNotFoundError as e:  # Fashion-MNIST, or the module of --deft, --aid or --aid-sharp
         raise BenchmarkError(str(e)) from None
     return net, gt[:s.images], {name: wrap(name, fn) for name, fn in methods.items()}, skipped
@@ -347,9 +346,9 @@ def settings_from_args(a: argparse.Namespace) -> Settings:
     bundled backbone. A bad flag is a ValueError naming it."""
     explicit, cls = set(a.methods or []), latent_bench.settings_class(a)
     given = {f.name: getattr(a, f.name) for f in fields(cls)}
-    for key, bundled in BUNDLED_GUIDANCE.items():
-        if given[key] is None and a.backbone == DEFAULT_BACKBONE and os.path.exists(bundled):
-            given[key] = bundled
+    for key in BUNDLED_GUIDANCE:
+        if given[key] is None and a.backbone == DEFAULT_BACKBONE:
+            given[key] = bundled_guidance(key)
     for k, v in (QUICK if a.quick else DEFAULTS).items():
         if given[k] is None:
             given[k] = v

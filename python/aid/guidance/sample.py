@@ -25,6 +25,12 @@ SHARP_GUIDANCE = os.path.join(ASSETS, "aid_sharp_fmnist32.safetensors")
 BUNDLED_GUIDANCE = {"aid": DEFAULT_GUIDANCE, "aid_sharp": SHARP_GUIDANCE}  # aid.methods.module_key -> file
 
 
+def bundled_guidance(key: str) -> str | None:
+    """The bundled module of key (aid or aid_sharp: aid.methods.module_key), or None while it is not there."""
+    path = BUNDLED_GUIDANCE[key]
+    return path if os.path.exists(path) else None
+
+
 def load_actor(path: str, device="cpu") -> GuidanceModule:
     """A frozen guidance module from an actor.safetensors written by aid.guidance.train."""
     return load_module(path, GuidanceModule, "GuidanceModule",
