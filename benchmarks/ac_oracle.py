@@ -38,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--solver", default="euler", choices=["euler", "heun"], help="rollout solver (J* is for it too)")
     p.add_argument("--no-denoised", action="store_true", help="the actor does not see the backbone's D(x; σ)")
     p.add_argument("--critic-updates", type=int, default=1, help="critic steps per rollout batch")
+    p.add_argument("--actor-updates", type=int, default=1, help="actor steps per rollout batch")
     p.add_argument("--exact-critic", action="store_true", help="diagnostic: the critic is the exact optimal value")
     p.add_argument("--iters", type=int, default=2000)
     p.add_argument("--every", type=int, default=250)
@@ -103,6 +104,7 @@ def run(a) -> dict:
                    lr_critic=a.lr_critic,
                    critic_warmup=a.warmup, delta_norm=a.delta_norm, actor_update=a.actor_update,
                    critic_trace=a.critic_trace, critic_updates=a.critic_updates,
+                   actor_updates=a.actor_updates,
                    lr_decay_iters=a.iters if a.lr_decay else 0)
     torch.manual_seed(a.seed)
     actor = GuidanceModule(1, width=a.width, depth=a.depth, levels=a.levels, emb=16, output_scaling=a.output_scaling,

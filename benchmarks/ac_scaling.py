@@ -51,6 +51,7 @@ SETTINGS = {
     "lookahead+mc+depth4+lr3e-4": MC + ["--depth", "4", "--lr-actor", "3e-4"],
     "lookahead+mc+depth7": MC + ["--depth", "7"],
     "lookahead+mc+critic4": MC + ["--critic-updates", "4"],
+    "lookahead+mc+critic4+actor4": MC + ["--critic-updates", "4", "--actor-updates", "4"],
     "lookahead+mc@seed1": MC + ["--seed", "1"],  # the run-to-run spread of the defaults
     "lookahead+mc@seed2": MC + ["--seed", "2"],
     "lookahead+mc+lam1+critic4": MC + ["--lam", "1", "--critic-updates", "4"],

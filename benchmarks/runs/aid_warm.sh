@@ -9,12 +9,10 @@ S=${1:?seed}; CORE=${2:-0}; WARM=${WARM:-4000}
 cd "$(dirname "$0")/../.."
 . benchmarks/runs/recipe.sh
 train() { env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --seed "$S" "${RECIPE[@]}" "$@"; }
-EMA=(--ema-halflife 200 --ema-rampup 0.1 --keep-snapshots)
 W=runs/aid_dsm${RUN_TAG}_s$S
 if [ ! -e "$W/warm.safetensors" ]; then  # stage 2's init_actor: a file stage 1 never rewrites (its sha is recorded)
   train --objective denoising --run-dir "$W" --batch 64 --iters "$WARM" --lr-actor 1e-3 --lr-decay-iters "$WARM" \
     --snapshot-every 500 "${EMA[@]}"
   cp "$W/actor_$(printf %06d "$WARM").safetensors" "$W/warm.safetensors"
 fi
-train --run-dir "runs/aid_b05_dsm${RUN_TAG}_s$S" --init-actor "$W/warm.safetensors" --critic-warmup 200 --iters 5000 \
-  --beta 0.5 --lr-actor 3e-4 --lr-decay-iters 5000 --snapshot-every 250 "${EMA[@]}"
+train --run-dir "runs/aid_b05_dsm${RUN_TAG}_s$S" --init-actor "$W/warm.safetensors" "${STAGE2[@]}"

@@ -120,16 +120,17 @@ def test_lambda_returns_span_td0_to_monte_carlo():
     assert torch.isfinite(torch.tensor(trainer.step(x0, mask, torch.Generator().manual_seed(0))["critic_loss"]))
 
 
-def test_critic_updates_reuse_one_rollout_for_several_critic_steps():
-    """critic_updates = 3: three critic steps on one rollout (one backbone rollout per iteration), then one
-    actor step."""
-    trainer, x0, mask = _setup(critic_updates=3, critic_warmup=0)
+@pytest.mark.parametrize("actor_updates", [1, 2])
+def test_updates_reuse_one_rollout_for_several_critic_and_actor_steps(actor_updates):
+    """critic_updates = 3: three critic steps on one rollout (one backbone rollout per iteration), then
+    actor_updates actor steps."""
+    trainer, x0, mask = _setup(critic_updates=3, critic_warmup=0, actor_updates=actor_updates)
     rollouts = []
     backbone = trainer.backbone
     trainer.backbone = lambda x, s: rollouts.append(1) or backbone(x, s)
     trainer.step(x0, mask, torch.Generator().manual_seed(3))
     steps = lambda opt: {int(s["step"]) for s in opt.state.values()}  # noqa: E731
-    assert steps(trainer.opt_critic) == {3} and steps(trainer.opt_actor) == {1}
+    assert steps(trainer.opt_critic) == {3} and steps(trainer.opt_actor) == {actor_updates}
     assert len(rollouts) == trainer.cfg.num_steps  # one backbone call per step of the single rollout
 
 

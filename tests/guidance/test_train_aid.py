@@ -115,6 +115,22 @@ def test_resuming_with_another_setup_is_refused(tmp_path):
         train_aid(net, data, str(tmp_path), cfg=ACConfig(num_steps=2, lam=0.5), **run)
 
 
+def test_a_run_forks_with_more_steps_per_rollout_and_one_from_before_actor_updates_resumes(tmp_path, capsys):
+    """critic_updates and actor_updates may change on resume (a fork: the folder copied, more reuse of each
+    rollout), with a note; a state.pt written before ACConfig.actor_updates existed resumes at its default."""
+    net, data = _problem()
+    run = dict(mask_kinds=["center_box"], batch=2, **SMALL)
+    train_aid(net, data, str(tmp_path), cfg=ACConfig(num_steps=2, critic_warmup=0), iters=1, **run)
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    del state["setup"]["cfg"]["actor_updates"]
+    torch.save(state, tmp_path / "state.pt")
+    train_aid(net, data, str(tmp_path), cfg=ACConfig(num_steps=2, critic_warmup=0), iters=2, **run)
+    assert "actor_updates 1 (was None)" in capsys.readouterr().err
+    train_aid(net, data, str(tmp_path), cfg=ACConfig(num_steps=2, critic_warmup=0, actor_updates=3), iters=3, **run)
+    assert "actor_updates 3 (was 1)" in capsys.readouterr().err
+    assert {int(s["step"]) for s in run_state(tmp_path)["trainer"]["opt_actor"]["state"].values()} == {1 + 1 + 3}
+
+
 def test_max_seconds_stops_with_a_snapshot_and_the_run_goes_on(tmp_path):
     net, data = _problem()
     run = dict(cfg=ACConfig(num_steps=2), mask_kinds=["center_box"], batch=2, iters=2, **SMALL)

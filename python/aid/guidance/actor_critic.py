@@ -50,6 +50,8 @@ class ACConfig:
     critic_updates: int = 4       # critic steps per rollout batch: 4 is the best measured per unit of time on the
                                   # field oracle (docs/notes/results-notebook.md); +22 % per iteration on the
                                   # bundled backbone
+    actor_updates: int = 1        # actor steps per rollout batch, after the critic's: more reuse of each rollout's
+                                  # backbone calls (the lookahead actor re-reads the critic at its moved states)
     actor_update: str = "lookahead"  # or "likelihood_ratio", the paper's score-function step (module doc;
                                      # it diverged on the field oracle at d = 256, docs/notes/results-notebook.md)
     grad_clip: float = 0.0        # > 0: clip each network's gradient to this norm before its Adam step
@@ -65,6 +67,7 @@ CONFIG_RANGES = {
     "lr_actor": (lambda v: v >= 0, ">= 0"), "lr_critic": (lambda v: v >= 0, ">= 0"),
     "critic_warmup": (lambda v: v >= 0, ">= 0"), "lr_decay_iters": (lambda v: v >= 0, ">= 0"),
     "critic_trace": (lambda v: 0 <= v <= 1, "in [0, 1]"), "critic_updates": (lambda v: v >= 1, ">= 1"),
+    "actor_updates": (lambda v: v >= 1, ">= 1"),
     "grad_clip": (lambda v: v >= 0, ">= 0"), "sigma_min": (lambda v: v > 0, "> 0"),
     "sigma_max": (lambda v: v > 0, "> sigma_min"), "rho": (lambda v: v > 0, "> 0"),
 }
@@ -328,7 +331,8 @@ class AIDTrainer:
             delta, critic_loss = self.critic_step(X, Ds, x0, mask, x_final, running, y)
         actor_loss = torch.zeros(())
         if self.iteration >= cfg.critic_warmup:
-            actor_loss = self.actor_step(delta, X, Ds, As, x_final, x0, mask, y)
+            for _ in range(cfg.actor_updates):
+                actor_loss = self.actor_step(delta, X, Ds, As, x_final, x0, mask, y)
         self.iteration += 1
         cost = running.sum(0) + psi(x_final, x0, mask, cfg)
         return {"iter": self.iteration, "cost": cost.mean().item(), "critic_loss": critic_loss.item(),

@@ -2,8 +2,9 @@
 (the module that ships) and RUN/log.jsonl.
 
 - The setup a run was started with (configurations, mask kinds, batch, seed, ...) is recorded in state.pt and a
-  resume with another one is refused, the differences listed; only the learning rates and the EMA may change
-  (RESUMABLE), so that a diverged run goes on from its last snapshot with lower rates, or a noisy one with an EMA.
+  resume with another one is refused, the differences listed; only the learning rates, the EMA and the networks' steps
+  per rollout may change (RESUMABLE), so that a diverged run goes on from its last snapshot with lower rates, a noisy
+  one with an EMA, and a copy of a run's folder forks it with more reuse of each rollout.
 - Fingerprints of what the run trains on (the backbone's weights, the data, the mask pool) are recorded beside
   the setup and checked on every resume, naming the mismatch: the setup alone holds only the backbone's class
   and size. A state.pt from before fingerprints resumes, with a note, and records them from then on.
@@ -29,8 +30,8 @@ from aid.core.checkpoint import atomic_write, save_module, tensors_fingerprint
 from aid.core.nn import n_params
 
 # setup keys a resume may change: lower rates after a divergence, an EMA of the actor added, its half-life or ramp-up
-# changed
-RESUMABLE = ("cfg.lr_actor", "cfg.lr_critic", "ema_halflife", "ema_rampup")
+# changed, how many steps each network takes on one rollout (a run made before cfg.actor_updates existed has none)
+RESUMABLE = ("cfg.lr_actor", "cfg.lr_critic", "cfg.critic_updates", "cfg.actor_updates", "ema_halflife", "ema_rampup")
 FINGERPRINTS = {"backbone": "another backbone (its weights differ: the setup records only the class and size)",
                 "data": "another data set", "masks": "other masks (the mask pool differs)",
                 "vae": "another VAE (its weights differ)", "labels": "other class labels"}  # the last two: latent runs
