@@ -4,7 +4,7 @@
 - The setup a run was started with (configurations, mask kinds, batch, seed, ...) is recorded in state.pt and a
   resume with another one is refused, the differences listed; only the learning rates, the EMA and the networks' steps
   per rollout may change (RESUMABLE), so that a diverged run goes on from its last snapshot with lower rates, a noisy
-  one with an EMA, and a copy of a run's folder forks it with more reuse of each rollout.
+  one with an EMA, and a copy of a run's folder forks it with other steps per rollout.
 - Fingerprints of what the run trains on (the backbone's weights, the data, the mask pool) are recorded beside
   the setup and checked on every resume, naming the mismatch: the setup alone holds only the backbone's class
   and size. A state.pt from before fingerprints resumes, with a note, and records them from then on.
