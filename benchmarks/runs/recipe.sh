@@ -9,7 +9,7 @@ ACTOR_BODY='"width": 16, "depth": 2, "levels": 2'
 RECIPE=(--batch 16 --steps 5,9,19,35
         --actor "{$ACTOR_BODY, \"step_aware\": true, \"project\": true}"
         --critic '{"width": 16, "levels": 2, "step_aware": true'"${CRITIC_SEES_D:+, \"sees_denoised\": true}"'}' --grad-clip 1.0)
-# Stage 2 of aid_warm.sh, the actor–critic from the denoising warm start (aid_reuse_fork.sh forks it)
+# Stage 2 of aid_warm.sh, the actor–critic from the denoising warm start
 EMA=(--ema-halflife 200 --ema-rampup 0.1 --keep-snapshots)
 STAGE2=(--critic-warmup 200 --iters 5000 --beta 0.5 --lr-actor 3e-4 --lr-decay-iters 5000 --snapshot-every 250
         "${EMA[@]}")
