@@ -6,6 +6,7 @@ bad arguments stop with a clear message."""
 import json
 import math
 import os
+import shutil
 from functools import partial
 
 import pytest
@@ -93,6 +94,37 @@ def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, bac
         sq.main(small + ["--out", str(tmp_path / "c"), "--images", "5", "--merge", a])
 
 
+def test_a_retrained_module_is_refused_until_its_methods_are_forgotten(fmnist, backbone, tmp_path):
+    """A results folder records its modules' sha256: resuming or merging with another AID module is refused, naming
+    --forget; --forget aid drops AID's cells and examples (the other methods' are kept), so that they are measured
+    again with the new module, run here or merged from a folder that ran them."""
+    u1, u2 = GuidanceModule(1), GuidanceModule(1)
+    torch.nn.init.normal_(u2.conv_out.weight, std=0.1)  # another module, with other outputs
+    for name, u in (("u1", u1), ("u2", u2)):
+        save_module(u, str(tmp_path / f"{name}.safetensors"), "GuidanceModule", u.config)
+    small = tiny(backbone, "--nfe", "2", "--methods", "aid", "ddnm")
+    a, b, new = (str(tmp_path / n) for n in ("a", "b", "new"))
+    sq.main(small + ["--out", a, "--aid", str(tmp_path / "u1.safetensors")])
+    shutil.copytree(a, b)
+    old = json.load(open(os.path.join(a, "results.json")))
+    with pytest.raises(SystemExit, match="the aid module \\(another file\\); use another --out, or --forget"):
+        sq.main(small + ["--out", a, "--resume", "--aid", str(tmp_path / "u2.safetensors")])
+    sq.main(small + ["--out", a, "--resume", "--forget", "aid", "--aid", str(tmp_path / "u2.safetensors")])
+    res = json.load(open(os.path.join(a, "results.json")))
+    assert res["cells"]["center_box/ddnm/2"] == old["cells"]["center_box/ddnm/2"]  # kept, not run again
+    assert res["cells"]["center_box/aid/2"]["hole_psnr"] != old["cells"]["center_box/aid/2"]["hole_psnr"]
+    assert res["setup"]["modules"]["aid"] != old["setup"]["modules"]["aid"]
+    ex_new, ex_old = (load_file(os.path.join(f, "examples.safetensors"))["center_box/aid/2"] for f in (a, b))
+    assert not torch.equal(ex_new, ex_old)
+    # the same by merging a folder that measured the new module alone
+    sq.main(tiny(backbone, "--nfe", "2", "--methods", "aid", "--out", new, "--aid", str(tmp_path / "u2.safetensors")))
+    sq.main(small + ["--out", b, "--resume", "--forget", "aid", "--merge", new, "--aid",
+                     str(tmp_path / "u2.safetensors")])
+    merged = json.load(open(os.path.join(b, "results.json")))
+    assert merged["cells"]["center_box/aid/2"]["hole_psnr"] == res["cells"]["center_box/aid/2"]["hole_psnr"]
+    assert merged["setup"]["modules"] == res["setup"]["modules"]
+
+
 def test_merged_cells_without_examples_get_them_rerun_alone(fmnist, backbone, tmp_path):
     """A folder merged without examples.safetensors (e.g. one whose examples were not kept): the cells that
     examples.png shows get their first images rerun, equal to the full run's (image i always has seed i)."""
@@ -174,6 +206,7 @@ def test_a_diverged_output_is_counted_and_reported_as_nan_not_hidden():
     (["--masks", "nosuch"], "invalid choice: 'nosuch'"),
     (["--methods", "deft"], "--methods deft needs --deft PATH"),
     (["--nfe", "0"], "every --nfe >= 1"),
+    (["--forget", "aid"], "--forget drops cells of a results folder being resumed: pass --resume too"),
 ])
 def test_bad_arguments_exit_with_a_clear_message(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from aid.baselines import defaults
 from aid.bench.settings import RULES
 from aid.core.checkpoint import atomic_write
+from aid.methods import module_key
 
 
 class BenchmarkError(Exception):
@@ -24,18 +25,28 @@ def setup_differences(old: dict, new: dict) -> list[str]:
     return differ + [f"the {k} module (another file)" for k in changed]
 
 
-def start_results(path: str, setup: dict, resume: bool) -> dict:
-    """A fresh results dict, or with resume the one in path after checking it was made the same way."""
+def forget(res: dict, methods) -> None:
+    """Drop the cells of these methods, and the recorded module of every trained module that no cell left uses,
+    so that a method can be measured again with another module (--forget: a retrained AID)."""
+    res["cells"] = {k: c for k, c in res["cells"].items() if c["method"] not in methods}
+    used = {module_key(c["method"]) for c in res["cells"].values()}
+    res["setup"]["modules"] = {k: v for k, v in res["setup"]["modules"].items() if k in used}
+
+
+def start_results(path: str, setup: dict, resume: bool, forgotten=()) -> dict:
+    """A fresh results dict, or with resume the one in path, the forgotten methods' cells dropped (forget), after
+    checking it was made the same way."""
     if not os.path.exists(path):
         return dict(benchmark="speed_quality", setup=setup, rules=RULES, runs=[], skipped={}, cells={})
     if not resume:
         raise BenchmarkError(f"{path} exists; pass --resume to continue it, or choose another --out")
     with open(path) as f:
         res = json.load(f)
+    forget(res, forgotten)
     differ = setup_differences(res["setup"], setup)
     if differ:
         raise BenchmarkError(f"--resume: {path} was made with other settings: {'; '.join(differ)}; "
-                             f"use another --out")
+                             f"use another --out, or --forget the methods of a module that changed")
     res["setup"]["modules"].update(setup["modules"])
     return res
 

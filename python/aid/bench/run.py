@@ -127,10 +127,11 @@ class Ledger:
         os.makedirs(s.out, exist_ok=True)
         self.json_path, self.ex_path = os.path.join(s.out, "results.json"), os.path.join(s.out, "examples.safetensors")
         fresh = not os.path.exists(self.json_path)
-        self.res = res = start_results(self.json_path, setup, s.resume)
+        self.res = res = start_results(self.json_path, setup, s.resume, s.forget)
         if fresh:  # chunks left in a folder whose results.json is gone: made with unknown settings
             drop_parts(s.out)
         self.examples = load_file(self.ex_path) if os.path.exists(self.ex_path) else {}
+        self.examples = {k: v for k, v in self.examples.items() if k.split("/")[1] not in s.forget}
         for folder in s.merge:
             merge_from(res, self.examples, folder)
         check_hyperparameters(res["cells"], methods)
@@ -336,6 +337,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="keep the cells already in OUT/results.json, run the rest")
     p.add_argument("--merge", nargs="+", default=[], metavar="FOLDER",
                    help="first fold in the cells of other --out folders made with the same settings")
+    p.add_argument("--forget", nargs="+", default=[], choices=ALL_METHODS, metavar="METHOD",
+                   help="with --resume: first drop these methods' cells and examples from OUT, e.g. to measure AID "
+                        "again with a retrained module (--forget aid aid_paste --aid NEW)")
     p.add_argument("--quick", action="store_true", help="the one-minute smoke version")
     latent_bench.add_arguments(p)
 

@@ -84,13 +84,17 @@ class Settings:
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
     resume: bool = False
     merge: list[str] = field(default_factory=list)
+    forget: list[str] = field(default_factory=list)  # with resume: methods whose cells are dropped first
 
     def __post_init__(self):
         self.methods, self.masks, self.nfe = (list(dict.fromkeys(v)) for v in (self.methods, self.masks, self.nfe))
-        unknown = [m for m in self.methods if m not in ALL_METHODS] + [k for k in self.masks if k not in KINDS]
+        unknown = [m for m in self.methods + self.forget if m not in ALL_METHODS] + [k for k in self.masks
+                                                                                    if k not in KINDS]
         if unknown:
-            raise ValueError(f"unknown --methods or --masks {', '.join(unknown)}: methods are {', '.join(ALL_METHODS)}"
-                             f"; mask kinds {', '.join(KINDS)}")
+            raise ValueError(f"unknown --methods, --forget or --masks {', '.join(unknown)}: methods are "
+                             f"{', '.join(ALL_METHODS)}; mask kinds {', '.join(KINDS)}")
+        if self.forget and not self.resume:
+            raise ValueError("--forget drops cells of a results folder being resumed: pass --resume too")
         if (self.images < 2 or self.batch < 1 or self.fd_min_images < 2 or min(self.nfe, default=0) < 1
                 or self.expensive_images < 2):
             raise ValueError("need --images >= 2, --batch >= 1, --fd-min-images >= 2, every --nfe >= 1, "
