@@ -28,6 +28,8 @@ def setup_differences(old: dict, new: dict) -> list[str]:
 def forget(res: dict, methods) -> None:
     """Drop the cells of these methods, and the recorded module of every trained module that no cell left uses,
     so that a method can be measured again with another module (--forget: a retrained AID)."""
+    if not methods:
+        return
     res["cells"] = {k: c for k, c in res["cells"].items() if c["method"] not in methods}
     used = {module_key(c["method"]) for c in res["cells"].values()}
     res["setup"]["modules"] = {k: v for k, v in res["setup"]["modules"].items() if k in used}
