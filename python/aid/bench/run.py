@@ -130,8 +130,8 @@ class Ledger:
         self.res = res = start_results(self.json_path, setup, s.resume, s.forget)
         if fresh:  # chunks left in a folder whose results.json is gone: made with unknown settings
             drop_parts(s.out)
-        self.examples = load_file(self.ex_path) if os.path.exists(self.ex_path) else {}
-        self.examples = {k: v for k, v in self.examples.items() if k.split("/")[1] not in s.forget}
+        examples = load_file(self.ex_path) if os.path.exists(self.ex_path) else {}
+        self.examples = {k: v for k, v in examples.items() if k in res["cells"]}  # none of a forgotten cell
         for folder in s.merge:
             merge_from(res, self.examples, folder)
         check_hyperparameters(res["cells"], methods)

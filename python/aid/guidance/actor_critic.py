@@ -50,8 +50,8 @@ class ACConfig:
     critic_updates: int = 4       # critic steps per rollout batch: 4 is the best measured per unit of time on the
                                   # field oracle (docs/notes/results-notebook.md); +22 % per iteration on the
                                   # bundled backbone
-    actor_updates: int = 1        # actor steps per rollout batch, after the critic's: more reuse of each rollout's
-                                  # backbone calls (the lookahead actor re-reads the critic at its moved states)
+    actor_updates: int = 1        # actor steps per rollout batch, after the critic's; 4 measured worse on the field
+                                  # oracle (the actor outruns its critic; docs/method.md)
     actor_update: str = "lookahead"  # or "likelihood_ratio", the paper's score-function step (module doc;
                                      # it diverged on the field oracle at d = 256, docs/notes/results-notebook.md)
     grad_clip: float = 0.0        # > 0: clip each network's gradient to this norm before its Adam step
