@@ -16,7 +16,8 @@ Held out from the benchmark on both sides:
 Cost → num_steps by aid.bench.run's one rule (DPS/ΠGDM pay a VJP per step). Image i uses seed i.
 `--aid PATH...` scores AID guidance modules on the same split (to choose a snapshot of a run), deployed as
 aid.guidance.sample_aid does by default (the known pixels projected every step); `--aid-paste` also scores each
-in the paper's form (pasted at the end only: sample_aid(project=False)), and `--aid-scale S...` each at the
+in the paper's form (pasted at the end only: sample_aid(project=False)), `--aid-ancestral` each on ancestral
+steps (DDIM(η = 1) from the guided denoiser: sample_aid(eta=1)), and `--aid-scale S...` each at the
 guidance scales S (sample_aid(guidance_scale=S), value "PATH [s=S]"; 1, the trained field, is always scored).
 `--only-default` scores each of --methods at its default alone (any baseline: reference rows, e.g. DDNM at 100
 NFE), and `--fd` adds FD_fmnist per cell against the validation images (for a sharp setting; at a few hundred
@@ -63,11 +64,12 @@ def inpaint(method: str, hp: dict, net, gt, mask, target: int, fn=None) -> torch
     return x.clamp(-1, 1)
 
 
-def jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft=None) -> list:
+def jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft=None, aid_ancestral=False) -> list:
     """(method, hyperparameter, value, hp, sampler or None) to score: each of methods over its GRID values (only
     its default with only_default), a method GRID does not tune at its defaults (main() allows it with
     only_default; DEFT with its trained h-transform, deft), then the AID modules as they are, in the paper's form
-    (aid_paste) and at each guidance scale s ≠ 1 of aid_scales."""
+    (aid_paste), on ancestral steps (aid_ancestral: DDIM(1) from the guided denoiser) and at each guidance scale
+    s ≠ 1 of aid_scales."""
     jobs = []
     for m in methods:
         if m in GRID:
@@ -79,22 +81,25 @@ def jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft=
     jobs += [("aid", "guidance", p, {}, fn) for p, fn in aid.items()]  # value: the path
     if aid_paste:
         jobs += [("aid", "guidance", f"{p} [paste]", {}, partial(fn, project=False)) for p, fn in aid.items()]
+    if aid_ancestral:
+        jobs += [("aid", "guidance", f"{p} [ancestral]", {}, partial(fn, eta=1.0)) for p, fn in aid.items()]
     jobs += [("aid", "guidance", f"{p} [s={s}]", {}, partial(fn, guidance_scale=s))
              for p, fn in aid.items() for s in aid_scales if s != 1]
     return jobs
 
 
 def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_paste=False, aid_scales=(),
-         only_default=False, fd=False, deft=None) -> dict:
+         only_default=False, fd=False, deft=None, aid_ancestral=False) -> dict:
     """{method: {hyperparameter, default, values: {value: {"mask/cost": dB, "mean": dB}}, best}}; with
     aid_paths, also "aid": one value per guidance module (to choose among a run's snapshots), with
-    aid_paste one more per module, "PATH [paste]", deployed in the paper's form, and one per module and
+    aid_paste one more per module, "PATH [paste]", deployed in the paper's form, with aid_ancestral one more,
+    "PATH [ancestral]", on DDIM(η = 1) steps, and one per module and
     scale s ≠ 1 of aid_scales, "PATH [s=S]", its field scaled by s. only_default: each method at its default
     value only (a reference row, e.g. DDNM at its own 100 steps). fd: each value also holds "fd": {"mask/cost":
     FD_fmnist against the validation images} (biased upwards at a few hundred images: compare rows only)."""
     val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
     out = {}
-    jobs = jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft)
+    jobs = jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft, aid_ancestral)
     for method, name, value, hp, fn in tqdm(jobs, desc="tuning", dynamic_ncols=True):
         default = defaults(METHODS[method])[name] if method in GRID else None
         rec = out.setdefault(method, dict(hyperparameter=name, default=default, values={}))
@@ -144,6 +149,8 @@ def main(argv=None):
     p.add_argument("--aid", nargs="+", default=[], metavar="PATH", help="also score these AID guidance modules")
     p.add_argument("--aid-paste", action="store_true", help="also score each --aid module in the paper's form "
                    "(pasted at the end only)")
+    p.add_argument("--aid-ancestral", action="store_true", help="also score each --aid module on ancestral "
+                   "steps (DDIM(η = 1) from the guided denoiser: sample_aid(eta=1))")
     p.add_argument("--aid-scale", nargs="+", type=float, default=[], metavar="S",
                    help="also score each --aid module with its field scaled by S (sample_aid's guidance_scale)")
     p.add_argument("--only-default", action="store_true", help="score each of --methods at its default only")
@@ -160,7 +167,8 @@ def main(argv=None):
                 "score them with --only-default")
     net = load(device=torch.device(a.device))
     gt = fashion_mnist("train", 32)[0][-a.images:].to(a.device)
-    res = tune(net, gt, a.methods, a.nfe, a.aid, a.aid_paste, a.aid_scale, a.only_default, a.fd, a.deft)
+    res = tune(net, gt, a.methods, a.nfe, a.aid, a.aid_paste, a.aid_scale, a.only_default, a.fd, a.deft,
+               a.aid_ancestral)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "tune.json"), "w") as f:
         json.dump(dict(images=a.images, nfe=a.nfe, mask_seed=VALIDATION_MASK_SEED, results=res), f, indent=1)

@@ -9,7 +9,7 @@ S=${1:?seed}; CORE=${2:-0}; WARM=${WARM:-4000}
 cd "$(dirname "$0")/../.."
 . benchmarks/runs/recipe.sh
 train() { env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --seed "$S" "${RECIPE[@]}" "$@"; }
-W=runs/aid_dsm${RUN_TAG}_s$S
+W=runs/aid_dsm${STAGE1_TAG}_s$S
 if [ ! -e "$W/warm.safetensors" ]; then  # stage 2's init_actor: a file stage 1 never rewrites (its sha is recorded)
   train --objective denoising --run-dir "$W" --batch 64 --iters "$WARM" --lr-actor 1e-3 --lr-decay-iters "$WARM" \
     --snapshot-every 500 "${EMA[@]}"

@@ -2,12 +2,14 @@
 # build the same actor and critic as the run it starts from. Variants being measured, each set in the environment and
 # each giving the run folder its own tag (RUN_TAG): CRITIC_SEES_D=1, a critic that also sees the backbone's D
 # (Critic(sees_denoised=True)); WIDE_TOP=1, an actor with more of the budget at full resolution (width 24, one block,
-# then levels of 12 channels: FiLMUNet's level_width).
-RUN_TAG=${CRITIC_SEES_D:+_critd}${WIDE_TOP:+_wide}
+# then levels of 12 channels: FiLMUNet's level_width); ANCESTRAL=1, an actor–critic on ancestral steps (DDIM(η = 1)
+# from the guided denoiser: "eta": 1.0), which shares the denoising stage (STAGE1_TAG) of the Euler recipe.
+STAGE1_TAG=${CRITIC_SEES_D:+_critd}${WIDE_TOP:+_wide}
+RUN_TAG=$STAGE1_TAG${ANCESTRAL:+_anc}
 ACTOR_BODY='"width": 16, "depth": 2, "levels": 2'
 [ -z "${WIDE_TOP:-}" ] || ACTOR_BODY='"width": 24, "depth": 1, "levels": 2, "level_width": 12'
 RECIPE=(--batch 16 --steps 5,9,19,35
-        --actor "{$ACTOR_BODY, \"step_aware\": true, \"project\": true}"
+        --actor "{$ACTOR_BODY, \"step_aware\": true, \"project\": true${ANCESTRAL:+, \"eta\": 1.0}}"
         --critic '{"width": 16, "levels": 2, "step_aware": true'"${CRITIC_SEES_D:+, \"sees_denoised\": true}"'}' --grad-clip 1.0)
 # Stage 2 of aid_warm.sh, the actor–critic from the denoising warm start
 EMA=(--ema-halflife 200 --ema-rampup 0.1 --keep-snapshots)

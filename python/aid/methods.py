@@ -18,10 +18,13 @@ VARIANTS = {
     "daps_public": ("daps", dict(ode_steps=5)),  # the public 5 ODE steps per level: DAPS-1K at 200 levels
     "aid_paste": ("aid", dict(project=False)),  # the paper's form: the known pixels pasted at the end only
     "aid_sharp": ("aid", {}),  # AID's sharp setting: the same sampler with its own module (OWN_MODULE)
+    # AID's modules on ancestral steps, DDIM(η = 1) from the guided denoiser (aid.edm.sampler.control_gain)
+    "aid_ancestral": ("aid", dict(eta=1.0)),
+    "aid_sharp_ancestral": ("aid", dict(eta=1.0)),
 }
 NAMES = [*METHODS, "aid", *VARIANTS]  # every method by name, in the order of the benchmark's tables
-# Variants that run with a trained module of their own rather than their method's (the benchmark's --aid-sharp).
-OWN_MODULE = {"aid_sharp"}
+# Variants that run with another trained module than their method's (the benchmark's --aid-sharp): name -> its key.
+OWN_MODULE = {"aid_sharp": "aid_sharp", "aid_sharp_ancestral": "aid_sharp"}
 
 
 def base_method(name: str) -> str:
@@ -31,7 +34,7 @@ def base_method(name: str) -> str:
 
 def module_key(name: str) -> str:
     """Whose trained module a name runs with: its own (OWN_MODULE) or its method's (aid_paste -> aid)."""
-    return name if name in OWN_MODULE else base_method(name)
+    return OWN_MODULE.get(name, base_method(name))
 
 
 def load_sampler(method: str, net, module: str | None = None):
@@ -51,10 +54,10 @@ def load_sampler(method: str, net, module: str | None = None):
 
 
 def aid_sampler(actor):
-    """AID with a loaded actor, in the signature of the baselines; `project` is in the signature so that a
-    benchmark cell records it (aid.bench.results.hyperparameters)."""
-    def aid(net, y, mask, seeds, num_steps, project=True, **kwargs):
-        return sample_aid(net, actor, y, mask, seeds, num_steps=num_steps, project=project, **kwargs)
+    """AID with a loaded actor, in the signature of the baselines; `project` and `eta` are in the signature so that
+    a benchmark cell records them (aid.bench.results.hyperparameters)."""
+    def aid(net, y, mask, seeds, num_steps, project=True, eta=None, **kwargs):
+        return sample_aid(net, actor, y, mask, seeds, num_steps=num_steps, project=project, eta=eta, **kwargs)
     return aid
 
 

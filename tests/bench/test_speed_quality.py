@@ -259,7 +259,7 @@ def test_amortized_methods_without_a_module_are_skipped_with_the_reason(backbone
     assert "no --deft PATH given" in skipped["deft"] and "python -m aid.baselines.deft" in skipped["deft"]
     assert "no --aid PATH given" in skipped["aid"] and "no --aid PATH given" in skipped["aid_paste"]
     assert "no --aid-sharp PATH given" in skipped["aid_sharp"] and "--objective denoising" in skipped["aid_sharp"]
-    for method, flag in (("aid_paste", "--aid"), ("aid_sharp", "--aid-sharp")):
+    for method, flag in (("aid_paste", "--aid"), ("aid_sharp", "--aid-sharp"), ("aid_sharp_ancestral", "--aid-sharp")):
         with pytest.raises(SystemExit):
             sq.main(["--backbone", backbone, "--out", "unused", "--methods", method])
         assert f"error: --methods {method} needs {flag} PATH" in capsys.readouterr().err
@@ -280,6 +280,8 @@ def test_every_method_runs_and_zero_amortized_modules_equal_their_baselines(fmni
     cells = res["cells"]
     assert res["skipped"] == {} and {c["method"] for c in cells.values()} == set(sq.ALL_METHODS)
     assert all(c["fd_fmnist"] == "skipped (2 < 1000 images)" for c in cells.values())
+    assert cells["center_box/aid_sharp_ancestral/3"]["hyperparameters"] == {"project": True, "eta": 1.0}
+    assert cells["center_box/aid/3"]["hyperparameters"] == {"project": True}  # eta None: the module's own
     same = dict(deft="paste", aid="replacement", aid_paste="paste", aid_sharp="replacement")
     for name, same_as in same.items():
         assert cells[f"center_box/{name}/3"]["hole_psnr"] == cells[f"center_box/{same_as}/3"]["hole_psnr"]

@@ -134,8 +134,9 @@ def test_label_dropout_zeroes_whole_labels_only_while_training():
 
 
 def test_ddim_eta_steps_follow_their_formula_and_keep_seeds_per_image():
-    """sample(eta=η): x' = D + √(1−η²)(σ'/σ)(x − D) + η·σ'·z + Δr·u, then the projection; z from each image's own
-    generator after the projection's draw; η = 0 is the Euler step; image i depends on seed i only."""
+    """sample(eta=η): DDIM(η) from the guided denoiser D' = D + σ·u, x' = D' + √(1−η²)(σ'/σ)(x − D') + η·σ'·z,
+    then the projection; z from each image's own generator after the projection's draw; η = 0 is the Euler
+    step; image i depends on seed i only."""
     from aid.core.common import generators, randn_per_sample
     net, c, eta = small_net(4), 0.02, 0.6
     y = torch.rand(2, 2, 16, 16) * 2 - 1
@@ -148,7 +149,8 @@ def test_ddim_eta_steps_follow_their_formula_and_keep_seeds_per_image():
     for i in range(2):
         D = net(x, s[i].expand(2))
         z_known, z = randn_per_sample(gens, (2, 16, 16), "cpu"), randn_per_sample(gens, (2, 16, 16), "cpu")
-        x = D + (1 - eta**2) ** 0.5 * (s[i + 1] / s[i]) * (x - D) + eta * s[i + 1] * z + (s[i] - s[i + 1]) * c
+        Dg = D + s[i] * c
+        x = Dg + (1 - eta**2) ** 0.5 * (s[i + 1] / s[i]) * (x - Dg) + eta * s[i + 1] * z
         x = mask * (y + s[i + 1] * z_known) + (1 - mask) * x
     out = sample(net, [3, 4], num_steps=2, solver="euler", guidance=u, mask=mask, y=y, eta=eta)
     torch.testing.assert_close(out, x, rtol=1e-4, atol=1e-4)

@@ -103,7 +103,16 @@ def test_a_denoising_run_resumes_records_its_objective_and_warm_starts_the_actor
     assert "objective" not in run_state(tmp_path / "ac")["setup"]  # actor–critic setups are as before
 
 
-def test_an_actor_on_ddim_steps_is_refused():
-    actor = GuidanceModule(1, width=8, depth=1, emb=8, eta=0.5)
-    with pytest.raises(ValueError, match="Euler steps"):
-        DenoisingTrainer(FIELD, actor, Critic(1, width=4, emb=8), ACConfig(num_steps=3))
+def test_an_actor_for_ddim_steps_trains_exactly_as_its_euler_twin():
+    """D' = D + σu is the guided denoiser of every step (aid.edm.sampler.control_gain), so the objective does not
+    depend on the η an actor deploys with: the same weights give the same loss and the same update."""
+    x0 = FIELD.draw(8, torch.Generator().manual_seed(0))
+    mask = HOLE.expand(8, -1, -1, -1)
+    twins = []
+    for eta in (0.0, 1.0):
+        torch.manual_seed(0)
+        actor = GuidanceModule(1, width=8, depth=1, emb=8, eta=eta, project=True)
+        trainer = DenoisingTrainer(FIELD, actor, Critic(1, width=4, emb=8), ACConfig(num_steps=3))
+        twins.append((trainer.step(x0, mask, torch.Generator().manual_seed(1)), actor))
+    assert twins[0][0] == twins[1][0]
+    assert all(torch.equal(p, q) for p, q in zip(twins[0][1].parameters(), twins[1][1].parameters()))

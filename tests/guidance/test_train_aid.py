@@ -323,6 +323,10 @@ def test_warm_start_from_an_actor_and_a_mismatched_one_is_refused(tmp_path):
     assert_trees_equal(warm.state_dict(), first.state_dict())
     moved = train_aid(net, data, str(tmp_path / "c"), iters=1, init_actor=path, **kw)
     assert any(not torch.equal(moved.state_dict()[k], first.state_dict()[k]) for k in first.state_dict())
+    ancestral = train_aid(net, data, str(tmp_path / "e"), iters=0, init_actor=path,  # another η: same weights
+                          **{**kw, "actor_kwargs": {"width": 8, "depth": 1, "eta": 1.0}})
+    assert ancestral.eta == 1.0
+    assert_trees_equal(ancestral.state_dict(), first.state_dict())
     with pytest.raises(ValueError, match="init_actor .* another guidance module .*width: 8 there, 16 here"):
         train_aid(net, data, str(tmp_path / "d"), iters=1, init_actor=path, **{**kw, "actor_kwargs": {"width": 16}})
 

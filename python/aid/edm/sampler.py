@@ -37,15 +37,25 @@ def nfe(num_steps: int, solver: str) -> int:
     return num_steps if solver == "euler" else 2 * num_steps - 1
 
 
+def control_gain(s, sn, eta=None):
+    """g, the step's gain on the control, X' = Step_D(X) + g·u: the step taken with the guided denoiser
+    D' = D + σ·u in place of D. Euler (eta None or 0): g = Δr = σ − σ'. DDIM(η): g = σ − √(1−η²)·σ', which is
+    σ at η = 1 (x' = D' + σ'·z). So a module's u means one thing, a correction of the denoiser, whatever the
+    step it steers: the denoising objective's module deploys with any η (aid.guidance.denoise)."""
+    if eta is None:
+        return s - sn
+    return s - torch.sqrt(1 - eta * eta) * sn
+
+
 def guided_step(denoise, x, D, s, sn, u=None, heun=True, mask=None, y=None, z=None, ops=aid_ext, eta=None,
                 z_eta=None):
     """One step σ → σ_next: Euler, or Heun (its predictor unguided, D̂ = denoise(x̂, σ_next)),
     then + Δr·u and the optional projection, all in the fused ops (or in `ops`, e.g. aid_ext.reference,
     which has the same functions). Heun needs σ_next > 0. With eta ([B], Euler only) the step is DDIM(η) from
-    D with fresh noise z_eta, x' = D + √(1−η²)(σ'/σ)(x − D) + η·σ'·z_eta (η = 0 is the Euler step), then the
-    same + Δr·u and projection."""
+    the guided denoiser D' = D + σ·u with fresh noise z_eta, x' = D' + √(1−η²)(σ'/σ)(x − D') + η·σ'·z_eta
+    (η = 0 is the guided Euler step), i.e. DDIM(η) from D + g·u (control_gain), then the projection."""
     if eta is not None:
-        x = ops.edm_ddim_step(x, D, s, sn, eta, z=z_eta, g=u, g_scale=None if u is None else s - sn)
+        x = ops.edm_ddim_step(x, D, s, sn, eta, z=z_eta, g=u, g_scale=None if u is None else control_gain(s, sn, eta))
         return x if mask is None else ops.mask_project(x, mask, y, sn, z)
     if not heun:
         return ops.edm_euler_step(x, D, s, sn, u=u, mask=mask, y=y, z=z)[0]
@@ -67,7 +77,8 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
     """Draw len(seeds) images with the deterministic EDM sampler (or, with eta > 0, DDIM(η) steps).
 
     net          an EDMPrecond-like callable D(x, sigma[B]) (frozen backbone).
-    guidance     u = guidance(x, sigma, D, sigma_next): added as Δr·u after each step (AID's control).
+    guidance     u = guidance(x, sigma, D, sigma_next): added as g·u after each step (AID's control;
+                 g = Δr for Euler, control_gain for DDIM(η)).
     mask, y      [B, 1|C, H, W] (1 = known) and the known image: when given, the known pixels
                  are replaced by y noised to σ_{i+1} after every step (replacement / projection),
                  with noise from each image's generator; the last step pastes y exactly. Only m⊙y

@@ -10,7 +10,8 @@ Per iteration, for a minibatch (x0, m), y = m⊙x0:
 with σ_λ² = 2λ/(β·d), r = σ_max − σ the sampling clock, T = σ_0 − σ_K.
 
 Deviation, an option (actor_update="lookahead"): the guided step is additive in the action,
-X_{k+1} = Step_D(X_k) + Δr_k·A, so ∂X_{k+1}/∂A = Δr_k·I without touching the backbone. The actor
+X_{k+1} = Step_D(X_k) + Δr_k·A, so ∂X_{k+1}/∂A = Δr_k·I without touching the backbone (for DDIM(η)
+steps the gain is g_k = σ_k − √(1−η²)σ_{k+1} in place of Δr_k: the step taken with the denoiser D + σ_k·A). The actor
 can then descend the one-step Bellman objective through the critic,
   Σ_k (β/2)Δr_k‖μ_φ(X_k)‖² + V̂_{k+1}(Step_D(X_k) + Δr_k·μ_φ(X_k))      (V̂_K = Ψ(·; x0)),
 a deterministic policy gradient. Its minimizer is the discrete Riccati step when V̂ is exact
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from aid.edm.sampler import edm_sigmas, guided_step
+from aid.edm.sampler import control_gain, edm_sigmas, guided_step
 from aid_ext.reference import c_skip
 
 
@@ -233,7 +234,8 @@ class AIDTrainer:
         return -(As - mu).flatten(2).square().sum(2) / (2 * s_lam2)
 
     def lookahead_cost(self, X, Ds, As, x_final, x0, mask, y=None):
-        """Per step and image [K, B]: (β/2)Δr_k‖μ_k‖² + V̂_{k+1}(X_{k+1} + Δr_k·(μ_k − A_k)), μ_k = μ_φ(X_k),
+        """Per step and image [K, B]: (β/2)Δr_k‖μ_k‖² + V̂_{k+1}(X_{k+1} + g_k·(μ_k − A_k)), μ_k = μ_φ(X_k),
+        g_k the step's gain on the control (Δr_k for Euler; aid.edm.sampler.control_gain for DDIM(η)),
         with V̂_K = Ψ(·; x0). The control is additive, so the step with μ_k in place of the rollout's A_k is
         read off the rollout and the backbone is not called again; a projecting actor's control moves the
         hole only (the known pixels are overwritten). A critic that sees D gets D at the moved state to first
@@ -241,9 +243,10 @@ class AIDTrainer:
         → 1 as σ → 0, where D(x) → x). The −λ·r terms are constants and left out."""
         K = X.shape[0]
         shape = (K, 1, *([1] * (X.dim() - 2)))
-        dr = (self.sigmas[:-1] - self.sigmas[1:])[:K].view(shape)
+        eta = eta_of(self.actor)
+        gain = control_gain(self.sigmas[:K], self.sigmas[1:K + 1], self.sigmas.new_tensor(eta) if eta else None)
         mu = self.mean_action(X, Ds, x0, mask, y)
-        move = dr * (mu - As)
+        move = gain.view(shape) * (mu - As)
         if projects(self.actor):
             move = (1 - mask) * move
         x_next = torch.cat([X[1:], x_final[None]]) + move

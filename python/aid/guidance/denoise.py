@@ -1,7 +1,9 @@
 """The denoising warm start of the guidance module (`aid train --objective denoising`; docs/method.md).
 
-The guided step is the backbone's Euler step with D replaced by the guided denoiser D' = D + σ·u:
-  X_{k+1} = X_k − Δr_k(X_k − D_k)/σ_k + Δr_k·u_k = X_k − Δr_k(X_k − (D_k + σ_k·u_k))/σ_k.
+The guided step is the backbone's step with D replaced by the guided denoiser D' = D + σ·u; for Euler,
+  X_{k+1} = X_k − Δr_k(X_k − D_k)/σ_k + Δr_k·u_k = X_k − Δr_k(X_k − (D_k + σ_k·u_k))/σ_k,
+and DDIM(η) steps take D' the same way (aid.edm.sampler.control_gain), so a module trained by this objective
+deploys with any η (sample_aid(eta=...)): the ancestral sampler (η = 1) is measured in docs/notes.
 So the actor can also be trained as a correction of a frozen denoiser, by regression, with no rollout and no
 critic: noise a training image to a σ of the deployment grid, x = x0 + σ·n, and regress D(x; σ) + σ·μ_φ(σ, x; y, m,
 D, σ') on x0 (denoising score matching of the conditional denoiser E[x0 | x, y], whose probability-flow ODE
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from aid.guidance.actor_critic import AIDTrainer, eta_of, observed, projects
+from aid.guidance.actor_critic import AIDTrainer, observed, projects
 
 
 def edm_weight(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
@@ -47,12 +49,6 @@ class DenoisingTrainer(AIDTrainer):
     grad_clip)."""
 
     METRICS = ("denoise_loss",)
-
-    def __init__(self, backbone, actor, critic, cfg, device="cpu"):
-        super().__init__(backbone, actor, critic, cfg, device)
-        if eta_of(actor):  # D' = D + σu is the Euler step's guided denoiser; a DDIM(η) step adds u otherwise
-            raise ValueError("DenoisingTrainer: the denoising objective trains an actor for Euler steps; this "
-                             f"actor steers DDIM(η = {eta_of(actor)}) steps")
 
     def step(self, x0: torch.Tensor, mask: torch.Tensor, generator: torch.Generator, y=None) -> dict:
         self.set_learning_rates()

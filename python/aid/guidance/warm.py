@@ -14,10 +14,11 @@ from aid.guidance.rundir import described
 def warm_start(actor: GuidanceModule, path: str) -> None:
     """Load an actor.safetensors' weights into actor (same configuration required, except that a step-aware
     actor may start from one without the step input: its step embedding starts at zero, so training begins
-    from exactly the loaded field)."""
+    from exactly the loaded field; and the η of the steps it steers may differ: u corrects the denoiser the same
+    way in every step, aid.edm.sampler.control_gain)."""
     _, config, _ = read_metadata(path)
     adds_step = bool(actor.config.get("step_aware")) and not config.get("step_aware")
-    if {**config, **({"step_aware": True} if adds_step else {})} != actor.config:
+    if {**config, **({"step_aware": True} if adds_step else {}), "eta": 0} != {**actor.config, "eta": 0}:
         raise ValueError(f"train_aid: init_actor {path} is another guidance module ({described(config, actor.config)})")
     state = load_file(path, device=str(next(actor.parameters()).device))
     missing, _ = actor.load_state_dict(state, strict=not adds_step)
