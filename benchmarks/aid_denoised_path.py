@@ -21,6 +21,7 @@ import os
 import torch
 from tqdm.auto import tqdm
 
+from aid.bench.provenance import portable
 from aid.bench.settings import DEFAULTS
 from aid.data.datasets import fashion_mnist
 from aid.data.masks import VALIDATION_MASK_SEED, masks
@@ -99,7 +100,8 @@ def main(argv=None):
                 res[f"{kind}|{name}|{K}"] = denoised_path(net, actor, gt, m, K)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "path.json"), "w") as f:
-        json.dump(dict(images=a.images, mask_seed=VALIDATION_MASK_SEED, modules=a.aid, results=res), f, indent=1)
+        modules = list(portable(dict(enumerate(a.aid))).values())  # the bundled ones relative to the checkout
+        json.dump(dict(images=a.images, mask_seed=VALIDATION_MASK_SEED, modules=modules, results=res), f, indent=1)
     with open(os.path.join(a.out, "path.md"), "w") as f:
         f.write(report(res))
     plot(res, a.masks, os.path.join(a.out, "path.png"))
