@@ -29,7 +29,7 @@ from aid.guidance import train as train_aid
 from aid.methods import NAMES, module_key
 
 DEMO_MASKS = ["center_box", "random_box", "pixels70", "half_bottom", "lama_medium"]  # one per mask family
-DEMO_METHODS = ["paste", "replacement", "ddnm", "dps", "aid", "aid_sharp"]
+DEMO_METHODS = ["paste", "replacement", "ddnm", "dps", "aid", "aid_sharp", "aid_sharp_ancestral"]
 NO_BUNDLED_GUIDANCE = "no bundled guidance module yet"
 
 
