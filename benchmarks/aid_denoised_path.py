@@ -28,6 +28,7 @@ from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import load
 from aid.edm.sampler import sample
 from aid.eval.metrics import psnr
+from aid.eval.plots import curve_panels
 from aid.guidance.sample import DEFAULT_GUIDANCE, SHARP_GUIDANCE, load_actor
 
 
@@ -60,22 +61,15 @@ def report(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(res: dict, kinds: list, path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4 * len(kinds), 3.4), squeeze=False)
-    for ax, kind in zip(axes[0], kinds):
-        for key, r in res.items():
-            k, module, K = key.split("|")
-            if k == kind:
-                ax.plot(r["sigma"], r["hole_psnr"], marker=".", label=f"{module}, {K} NFE")
-        ax.set_xscale("log")
-        ax.invert_xaxis()
-        ax.set(title=kind, xlabel="σ_k (sampling runs right)", ylabel="hole PSNR of x̂0_k (dB)")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+def plot(res: dict, path: str) -> None:
+    """Hole PSNR of x̂0_k against σ_k, a panel per mask kind, a curve per module and step count."""
+    records = []
+    for key, r in res.items():
+        kind, module, K = key.split("|")
+        records += [dict(mask=kind, curve=f"{module}, {K} NFE", sigma=sig, hole_psnr=p)
+                    for sig, p in zip(r["sigma"], r["hole_psnr"])]
+    curve_panels(records, path, x="sigma", ys=[("hole_psnr", "hole PSNR of x̂0_k (dB)")], panel="mask",
+                 curve="curve", xlabel="σ_k (sampling runs from right to left)")
 
 
 def main(argv=None):
@@ -104,7 +98,7 @@ def main(argv=None):
         json.dump(dict(images=a.images, mask_seed=VALIDATION_MASK_SEED, modules=modules, results=res), f, indent=1)
     with open(os.path.join(a.out, "path.md"), "w") as f:
         f.write(report(res))
-    plot(res, a.masks, os.path.join(a.out, "path.png"))
+    plot(res, os.path.join(a.out, "path.png"))
     print(report(res))
 
 

@@ -37,14 +37,13 @@ def nfe(num_steps: int, solver: str) -> int:
     return num_steps if solver == "euler" else 2 * num_steps - 1
 
 
-def control_gain(s, sn, eta=None):
+def control_gain(s, sn, eta=0.0):
     """g, the step's gain on the control, X' = Step_D(X) + g·u: the step taken with the guided denoiser
-    D' = D + σ·u in place of D. Euler (eta None or 0): g = Δr = σ − σ'. DDIM(η): g = σ − √(1−η²)·σ', which is
-    σ at η = 1 (x' = D' + σ'·z). So a module's u means one thing, a correction of the denoiser, whatever the
-    step it steers: the denoising objective's module deploys with any η (aid.guidance.denoise)."""
-    if eta is None:
-        return s - sn
-    return s - torch.sqrt(1 - eta * eta) * sn
+    D' = D + σ·u in place of D. DDIM(η): g = σ − √(1−η²)·σ', which is σ at η = 1 (x' = D' + σ'·z) and exactly
+    Δr = σ − σ' at η = 0 (Euler). So a module's u means one thing, a correction of the denoiser, whatever the
+    step it steers: the denoising objective's module deploys with any η (aid.guidance.denoise). eta: a number
+    or a tensor broadcastable with s."""
+    return s - (1 - eta * eta) ** 0.5 * sn
 
 
 def guided_step(denoise, x, D, s, sn, u=None, heun=True, mask=None, y=None, z=None, ops=aid_ext, eta=None,

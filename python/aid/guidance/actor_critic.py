@@ -243,8 +243,7 @@ class AIDTrainer:
         → 1 as σ → 0, where D(x) → x). The −λ·r terms are constants and left out."""
         K = X.shape[0]
         shape = (K, 1, *([1] * (X.dim() - 2)))
-        eta = eta_of(self.actor)
-        gain = control_gain(self.sigmas[:K], self.sigmas[1:K + 1], self.sigmas.new_tensor(eta) if eta else None)
+        gain = control_gain(self.sigmas[:K], self.sigmas[1:K + 1], eta_of(self.actor))
         mu = self.mean_action(X, Ds, x0, mask, y)
         move = gain.view(shape) * (mu - As)
         if projects(self.actor):
