@@ -48,4 +48,4 @@ def test_fidelity_module_is_the_actor_critic_from_the_sharp_module_on_the_recipe
     assert kind == "GuidanceModule" and extra.get("objective", "actor_critic") == "actor_critic"
     assert config == read_metadata(SHARP_GUIDANCE)[1]
     assert extra["ac_config"]["beta"] == 0.5 and extra["num_steps_choices"] == [5, 9, 19, 35]
-    assert extra["iterations"] == 1250 and extra["images"] == 1250 * 16
+    assert extra["iterations"] == 2000 and extra["images"] == 2000 * 16
