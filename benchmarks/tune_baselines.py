@@ -18,7 +18,8 @@ Cost → num_steps by aid.bench.run's one rule (DPS/ΠGDM pay a VJP per step). I
 aid.guidance.sample_aid does by default (the known pixels projected every step); `--aid-paste` also scores each
 in the paper's form (pasted at the end only: sample_aid(project=False)), `--aid-ancestral` each on ancestral
 steps (DDIM(η = 1) from the guided denoiser: sample_aid(eta=1)), and `--aid-scale S...` each at the
-guidance scales S (sample_aid(guidance_scale=S), value "PATH [s=S]"; 1, the trained field, is always scored).
+guidance scales S (sample_aid(guidance_scale=S), value "PATH [s=S]"; 1, the trained field, is always scored;
+with --aid-ancestral also on ancestral steps, "PATH [ancestral, s=S]").
 `--only-default` scores each of --methods at its default alone (any baseline: reference rows, e.g. DDNM at 100
 NFE), and `--fd` adds FD_fmnist per cell against the validation images (for a sharp setting; at a few hundred
 images it is biased upwards, so compare rows, not with the test tables).
@@ -69,7 +70,7 @@ def jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft=
     its default with only_default), a method GRID does not tune at its defaults (main() allows it with
     only_default; DEFT with its trained h-transform, deft), then the AID modules as they are, in the paper's form
     (aid_paste), on ancestral steps (aid_ancestral: DDIM(1) from the guided denoiser) and at each guidance scale
-    s ≠ 1 of aid_scales."""
+    s ≠ 1 of aid_scales (with aid_ancestral, on both samplers: "PATH [ancestral, s=S]")."""
     jobs = []
     for m in methods:
         if m in GRID:
@@ -83,8 +84,9 @@ def jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft=
         jobs += [("aid", "guidance", f"{p} [paste]", {}, partial(fn, project=False)) for p, fn in aid.items()]
     if aid_ancestral:
         jobs += [("aid", "guidance", f"{p} [ancestral]", {}, partial(fn, eta=1.0)) for p, fn in aid.items()]
-    jobs += [("aid", "guidance", f"{p} [s={s}]", {}, partial(fn, guidance_scale=s))
-             for p, fn in aid.items() for s in aid_scales if s != 1]
+    samplers = [("", {})] + ([("ancestral, ", dict(eta=1.0))] if aid_ancestral else [])  # each scale on each
+    jobs += [("aid", "guidance", f"{p} [{tag}s={s}]", {}, partial(fn, guidance_scale=s, **kw))
+             for tag, kw in samplers for p, fn in aid.items() for s in aid_scales if s != 1]
     return jobs
 
 

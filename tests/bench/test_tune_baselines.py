@@ -39,6 +39,20 @@ def test_only_default_and_aid_scales(backbone, tmp_path):
     assert "FD_fmnist" in table and table.count("| aid |") == 2 * 3  # both tables list every AID value
 
 
+def test_aid_scales_on_ancestral_steps(backbone, tmp_path):
+    net = load(backbone)
+    torch.manual_seed(2)
+    actor = GuidanceModule(1, width=8, depth=1, project=True)
+    torch.nn.init.normal_(actor.conv_out.weight, std=0.5)
+    path = str(tmp_path / "actor.safetensors")
+    save_module(actor, path, "GuidanceModule", actor.config, {"ac_config": {"num_steps": 5, "solver": "euler"}})
+    gt = torch.rand(4, 1, 32, 32) * 2 - 1
+    values = tune(net, gt, [], [5], aid_paths=[path], aid_scales=[2.0], aid_ancestral=True)["aid"]["values"]
+    assert list(values) == [path, f"{path} [ancestral]", f"{path} [s=2.0]", f"{path} [ancestral, s=2.0]"]
+    scores = {v: s["mean"] for v, s in values.items()}
+    assert len(set(scores.values())) == 4, scores  # each sampler and scale deploys something different
+
+
 def test_untuned_method_needs_only_default(capsys):
     with pytest.raises(SystemExit):
         main(["--out", "unused", "--methods", "repaint"])
