@@ -12,13 +12,19 @@ from aid.guidance.networks import GuidanceModule
 from benchmarks.tune_baselines import main, markdown, tune
 
 
-def test_only_default_and_aid_scales(backbone, tmp_path):
-    net = load(backbone)
-    torch.manual_seed(1)
+def actor_file(tmp_path, seed: int) -> str:
+    """A small projecting guidance module with a non-zero field (so that its scale and sampler matter), saved."""
+    torch.manual_seed(seed)
     actor = GuidanceModule(1, width=8, depth=1, project=True)
-    torch.nn.init.normal_(actor.conv_out.weight, std=0.5)  # a non-zero field, so that its scale matters
+    torch.nn.init.normal_(actor.conv_out.weight, std=0.5)
     path = str(tmp_path / "actor.safetensors")
     save_module(actor, path, "GuidanceModule", actor.config, {"ac_config": {"num_steps": 5, "solver": "euler"}})
+    return path
+
+
+def test_only_default_and_aid_scales(backbone, tmp_path):
+    net = load(backbone)
+    path = actor_file(tmp_path, seed=1)
     h = HTransform(1)  # zero-initialized: DEFT is then exactly the paste baseline
     save_module(h, str(tmp_path / "h.safetensors"), KIND, h.config)
     gt = torch.rand(6, 1, 32, 32) * 2 - 1
@@ -41,11 +47,7 @@ def test_only_default_and_aid_scales(backbone, tmp_path):
 
 def test_aid_scales_on_ancestral_steps(backbone, tmp_path):
     net = load(backbone)
-    torch.manual_seed(2)
-    actor = GuidanceModule(1, width=8, depth=1, project=True)
-    torch.nn.init.normal_(actor.conv_out.weight, std=0.5)
-    path = str(tmp_path / "actor.safetensors")
-    save_module(actor, path, "GuidanceModule", actor.config, {"ac_config": {"num_steps": 5, "solver": "euler"}})
+    path = actor_file(tmp_path, seed=2)
     gt = torch.rand(4, 1, 32, 32) * 2 - 1
     values = tune(net, gt, [], [5], aid_paths=[path], aid_scales=[2.0], aid_ancestral=True)["aid"]["values"]
     assert list(values) == [path, f"{path} [ancestral]", f"{path} [s=2.0]", f"{path} [ancestral, s=2.0]"]
