@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from aid.baselines.deft import KIND, HTransform
-from aid.bench import provenance
+from aid.bench import provenance, results
 from aid.bench import run as sq
 from aid.core.checkpoint import save_module
 from aid.data.masks import masks
@@ -190,6 +190,14 @@ def test_the_methods_never_see_the_hole_and_get_one_seed_per_image():
     assert all(((1 - m) * y).abs().max() == 0 for y, m, _ in seen)
     assert [s for _, _, s in seen] == [[0, 1], [2, 3], [4]]
     assert torch.equal(x, gt * mask) and report == {"nfe": 3, "vjp": 0} and seconds > 0
+
+
+def test_a_variants_settings_are_recorded_also_when_they_pass_through_kwargs():
+    def sampler(net, y, mask, seeds, num_steps, project=True, **kwargs):
+        return y, {}
+    assert results.hyperparameters(sampler) == {"project": True}
+    variant = partial(sampler, project=False, guidance_scale=1.25)
+    assert results.hyperparameters(variant) == {"project": False, "guidance_scale": 1.25}
 
 
 def test_a_diverged_output_is_counted_and_reported_as_nan_not_hidden():

@@ -15,7 +15,7 @@ from torch.multiprocessing.spawn import ProcessExitedException
 import aid.guidance.actor_critic
 import aid.guidance.networks
 from aid.baselines import paste as paste_baseline
-from aid.core.checkpoint import read_metadata, save_module
+from aid.core.checkpoint import read_metadata, save_module, sha256_of
 from aid.data.masks import TEST_SET_VERSION, masks
 from aid.edm import EDMPrecond, edm_sigmas, sample
 from aid.eval.oracle import GaussianDenoiser, random_covariance
@@ -323,6 +323,8 @@ def test_warm_start_from_an_actor_and_a_mismatched_one_is_refused(tmp_path):
     assert_trees_equal(warm.state_dict(), first.state_dict())
     moved = train_aid(net, data, str(tmp_path / "c"), iters=1, init_actor=path, **kw)
     assert any(not torch.equal(moved.state_dict()[k], first.state_dict()[k]) for k in first.state_dict())
+    warm_starts = [read_metadata(str(tmp_path / r / "actor.safetensors"))[2].get("init_actor") for r in "ac"]
+    assert warm_starts == [None, sha256_of(path)]  # a continued module names the file it continued
     ancestral = train_aid(net, data, str(tmp_path / "e"), iters=0, init_actor=path,  # another η: same weights
                           **{**kw, "actor_kwargs": {"width": 8, "depth": 1, "eta": 1.0}})
     assert ancestral.eta == 1.0

@@ -90,8 +90,10 @@ def merge_from(res: dict, examples: dict, folder: str) -> None:
 
 
 def hyperparameters(fn) -> dict:
-    """A sampler's hyperparameters as a cell records them: its defaults other than num_steps."""
-    return {k: v for k, v in defaults(fn).items() if k != "num_steps" and isinstance(v, (int, float, str))}
+    """A sampler's hyperparameters as a cell records them: its defaults other than num_steps, and a variant's
+    settings that reach the sampler through **kwargs (aid.methods.VARIANTS: a functools.partial's keywords)."""
+    given = {**defaults(fn), **getattr(fn, "keywords", {})}
+    return {k: v for k, v in given.items() if k != "num_steps" and isinstance(v, (int, float, str))}
 
 
 def check_hyperparameters(cells: dict, methods: dict) -> None:

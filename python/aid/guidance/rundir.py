@@ -188,6 +188,7 @@ def save_snapshot(run_dir: str, trainer, data_gen, noise_gen, it: int, seconds: 
                  critic=setup["critic"], world_size=world, fingerprints=prints,
                  **({"problem": setup["problem"]} if "problem" in setup else {}),  # e.g. trained in latent space
                  **({"objective": setup["objective"]} if "objective" in setup else {}),  # e.g. a denoising warm start
+                 **({"init_actor": setup["init_actor"]} if setup.get("init_actor") else {}),  # its warm start's sha256
                  **({"ema_halflife": ema.halflife} if ema else {}),
                  **({"ema_rampup": ema.rampup} if ema and ema.rampup else {}))
     actor_path = os.path.join(run_dir, "actor.safetensors")
