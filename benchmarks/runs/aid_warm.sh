@@ -3,7 +3,7 @@
 # by denoising regression (aid train --objective denoising: WARM iterations of batch 64, one backbone call per image,
 # no critic; ~1 s per iteration); its last snapshot is copied once to RUN/warm.safetensors. Stage 2 is
 # aid_fidelity.sh's actor–critic (β = 0.5) started from it, its fresh critic fitted alone for 200 iterations first.
-# Both stages resume: rerun the same command. Usage: [WARM=4000] bash benchmarks/runs/aid_warm.sh SEED [CORE]
+# Both stages resume: rerun the same command (STAGE1_ONLY=1: stage 1 alone). Usage: [WARM=4000] bash benchmarks/runs/aid_warm.sh SEED [CORE]
 set -euo pipefail
 S=${1:?seed}; CORE=${2:-0}; WARM=${WARM:-4000}
 cd "$(dirname "$0")/../.."
@@ -15,4 +15,5 @@ if [ ! -e "$W/warm.safetensors" ]; then  # stage 2's init_actor: a file stage 1 
     --snapshot-every 500 "${EMA[@]}"
   cp "$W/actor_$(printf %06d "$WARM").safetensors" "$W/warm.safetensors"
 fi
+[ -z "${STAGE1_ONLY:-}" ] || exit 0  # aid_sharp.sh: the denoising stage alone
 train --run-dir "runs/aid_b05_dsm${RUN_TAG}_s$S" --init-actor "$W/warm.safetensors" "${STAGE2[@]}"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# AID's sharp module (method aid_sharp): the denoising objective in rounds of 4,000 iterations of batch 64 on one CPU
+# core. Round 1 is aid_warm.sh's stage 1 (Adam 1e-3, cosine to 0; runs/aid_dsm_sSEED); each further round starts from
+# the last round's final weights with fresh Adam moments and a new cosine from 3e-4 (runs/aid_dsm_sSEED_cont,
+# _cont2, ...), because the objective was still gaining at the end of each cosine (docs/training.md). A finished
+# round is never rerun (the next round records its file's sha256); an unfinished one resumes: rerun the same
+# command. Usage: [ROUNDS=3] bash benchmarks/runs/aid_sharp.sh SEED [CORE]; the module is the last round's
+# actor_004000.safetensors.
+set -euo pipefail
+S=${1:?seed}; CORE=${2:-0}; ROUNDS=${ROUNDS:-3}
+cd "$(dirname "$0")/../.."
+. benchmarks/runs/recipe.sh
+W=runs/aid_dsm_s$S
+[ -e "$W/warm.safetensors" ] || STAGE1_ONLY=1 bash benchmarks/runs/aid_warm.sh "$S" "$CORE"
+prev=$W/warm.safetensors
+for r in $(seq 2 "$ROUNDS"); do
+  run=${W}_cont$([ "$r" -gt 2 ] && echo $((r - 1)) || true)
+  if [ ! -e "$run/actor_004000.safetensors" ]; then
+    env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --seed "$S" "${RECIPE[@]}" \
+      --objective denoising --run-dir "$run" --batch 64 --iters 4000 --lr-actor 3e-4 --lr-decay-iters 4000 \
+      --snapshot-every 500 --init-actor "$prev" "${EMA[@]}"
+  fi
+  prev=$run/actor_004000.safetensors
+done
+echo "$prev"
