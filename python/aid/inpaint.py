@@ -125,8 +125,8 @@ def sampler(net, method: str = "aid", *, backbone: str | None = None, guidance: 
         fn = latent_method(kind, fn, codec, labels)
     if kind == "aid":
         trained_steps, trained_solver = training_settings(path)
-        kwargs = dict(num_steps=steps or trained_steps, solver=solver or trained_solver,
-                      guidance_scale=1.0 if guidance_scale is None else guidance_scale)
+        kwargs = dict(num_steps=steps or trained_steps, solver=solver or trained_solver,  # no scale: the variant's
+                      **({} if guidance_scale is None else {"guidance_scale": guidance_scale}))
     else:
         kwargs = dict(num_steps=steps or defaults(fn)["num_steps"], **({"solver": solver} if solver else {}))
     run = partial(fn, net, **kwargs)

@@ -19,6 +19,7 @@ from aid.bench import run as sq
 from aid.core.checkpoint import save_module
 from aid.data.masks import masks
 from aid.guidance.networks import GuidanceModule
+from aid.methods import SHARP_SCALE
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +289,9 @@ def test_every_method_runs_and_zero_amortized_modules_equal_their_baselines(fmni
     cells = res["cells"]
     assert res["skipped"] == {} and {c["method"] for c in cells.values()} == set(sq.ALL_METHODS)
     assert all(c["fd_fmnist"] == "skipped (2 < 1000 images)" for c in cells.values())
-    assert cells["center_box/aid_sharp_ancestral/3"]["hyperparameters"] == {"project": True, "eta": 1.0}
+    scaled = {"project": True, "guidance_scale": SHARP_SCALE}  # the sharp settings' field scale
+    assert cells["center_box/aid_sharp_ancestral/3"]["hyperparameters"] == {**scaled, "eta": 1.0}
+    assert cells["center_box/aid_sharp/3"]["hyperparameters"] == scaled
     assert cells["center_box/aid/3"]["hyperparameters"] == {"project": True}  # eta None: the module's own
     same = dict(deft="paste", aid="replacement", aid_paste="paste", aid_sharp="replacement")
     for name, same_as in same.items():

@@ -159,11 +159,15 @@ def test_inpaint_aid_defaults_to_the_steps_and_solver_of_training(trained, tmp_p
                          "--backbone", backbone, "--guidance", module, *flags]) == 0
         return calls[0]["num_steps"], calls[0]["solver"]
 
-    assert settings(modules["heun3"]) == (3, "heun") and calls[0]["guidance_scale"] == 1.0
+    assert settings(modules["heun3"]) == (3, "heun") and "guidance_scale" not in calls[0]  # sample_aid's: 1
     assert calls[0]["project"] is True
     assert settings(modules["heun3"], "--method", "aid_paste") == (3, "heun")  # a variant: AID's options
     assert calls[0]["project"] is False
     settings(modules["heun3"], "--guidance-scale", "0.5")
+    assert calls[0]["guidance_scale"] == 0.5
+    settings(modules["euler2,4"], "--method", "aid_sharp_ancestral")  # the sharp settings' own scale ...
+    assert calls[0]["guidance_scale"] == methods.SHARP_SCALE and calls[0]["eta"] == 1.0
+    settings(modules["heun3"], "--method", "aid_sharp", "--guidance-scale", "0.5")  # ... which the flag overrides
     assert calls[0]["guidance_scale"] == 0.5
     assert settings(modules["heun3"], "--steps", "5", "--solver", "euler") == (5, "euler")  # the flags win
     assert settings(modules["euler2,4"]) == (4, "euler")  # of several K: the largest, 9 not among them
