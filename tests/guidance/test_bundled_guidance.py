@@ -45,7 +45,7 @@ def test_sharp_module_is_the_denoising_objectives_multiscale_step_aware_projecti
 
 def test_fidelity_module_is_the_actor_critic_from_the_sharp_module_on_the_recipe():
     """The card's module: the recipe's multi-scale, step-aware, projecting network, trained by the actor–critic at
-    β = 0.5 on K ∈ {5, 9, 19, 35} (its first stage is the sharp module: same network, same config)."""
+    β = 0.5 on K ∈ {5, 9, 19, 35} (its first stage is round 1 of the sharp module: same network, same config)."""
     kind, config, extra = read_metadata(DEFAULT_GUIDANCE)
     assert kind == "GuidanceModule" and extra.get("objective", "actor_critic") == "actor_critic"
     assert config == read_metadata(SHARP_GUIDANCE)[1]
