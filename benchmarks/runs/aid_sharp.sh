@@ -14,7 +14,7 @@ W=runs/aid_dsm_s$S
 [ -e "$W/warm.safetensors" ] || STAGE1_ONLY=1 bash benchmarks/runs/aid_warm.sh "$S" "$CORE"
 prev=$W/warm.safetensors
 for r in $(seq 2 "$ROUNDS"); do
-  run=${W}_cont$([ "$r" -gt 2 ] && echo $((r - 1)) || true)
+  run=$(round_dir "$S" "$r")
   if [ ! -e "$run/actor_004000.safetensors" ]; then
     env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --seed "$S" "${RECIPE[@]}" \
       --objective denoising --run-dir "$run" --batch 64 --iters 4000 --lr-actor 3e-4 --lr-decay-iters 4000 \

@@ -3,7 +3,9 @@
 # by denoising regression (aid train --objective denoising: WARM iterations of batch 64, one backbone call per image,
 # no critic; ~1 s per iteration); its last snapshot is copied once to RUN/warm.safetensors. Stage 2 is
 # aid_fidelity.sh's actor–critic (β = 0.5) started from it, its fresh critic fitted alone for 200 iterations first.
-# Both stages resume: rerun the same command (STAGE1_ONLY=1: stage 1 alone). Usage: [WARM=4000] bash benchmarks/runs/aid_warm.sh SEED [CORE]
+# ROUNDS=R > 1: stage 1 in R denoising rounds (aid_sharp.sh), stage 2 from the last one, into
+# runs/aid_b05_dsm_rR_sSEED. Both stages resume: rerun the same command (STAGE1_ONLY=1: stage 1 alone).
+# Usage: [WARM=4000] [ROUNDS=1] bash benchmarks/runs/aid_warm.sh SEED [CORE]
 set -euo pipefail
 S=${1:?seed}; CORE=${2:-0}; WARM=${WARM:-4000}
 cd "$(dirname "$0")/../.."
@@ -16,4 +18,9 @@ if [ ! -e "$W/warm.safetensors" ]; then  # stage 2's init_actor: a file stage 1 
   cp "$W/actor_$(printf %06d "$WARM").safetensors" "$W/warm.safetensors"
 fi
 [ -z "${STAGE1_ONLY:-}" ] || exit 0  # aid_sharp.sh: the denoising stage alone
-train --run-dir "runs/aid_b05_dsm${RUN_TAG}_s$S" --init-actor "$W/warm.safetensors" "${STAGE2[@]}"
+INIT=$W/warm.safetensors
+if [ "${ROUNDS:-1}" -gt 1 ]; then  # stage 2 from round ROUNDS of the sharp module (default networks only)
+  bash benchmarks/runs/aid_sharp.sh "$S" "$CORE"
+  INIT=$(round_dir "$S" "$ROUNDS")/actor_004000.safetensors RUN_TAG=${RUN_TAG}_r$ROUNDS
+fi
+train --run-dir "runs/aid_b05_dsm${RUN_TAG}_s$S" --init-actor "$INIT" "${STAGE2[@]}"

@@ -15,3 +15,5 @@ RECIPE=(--batch 16 --steps 5,9,19,35
 EMA=(--ema-halflife 200 --ema-rampup 0.1 --keep-snapshots)
 STAGE2=(--critic-warmup 200 --iters 5000 --beta 0.5 --lr-actor 3e-4 --lr-decay-iters 5000 --snapshot-every 250
         "${EMA[@]}")
+# The run folder of round R >= 2 of seed S's denoising rounds (aid_sharp.sh): runs/aid_dsm_sS_cont, _cont2, ...
+round_dir() { echo "runs/aid_dsm_s$1_cont$([ "$2" -gt 2 ] && echo $(($2 - 1)) || true)"; }
