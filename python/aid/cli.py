@@ -154,7 +154,7 @@ def add_inpaint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--solver", choices=["euler", "heun"], help="aid and deft only [aid: the guidance module's "
                    "training solver; deft: euler]")
     p.add_argument("--guidance-scale", type=float, help="aid only: multiplies the guidance field; below 1 is "
-                   "sharper and less faithful, 0 is unguided + paste [1]")
+                   "sharper and less faithful, 0 is unguided + paste [1; aid_sharp*: 1.25]")
     p.add_argument("--seed", type=int, default=0, help="image i is drawn with seed + i [0]")
     p.add_argument("--batch", type=int, default=64, help="images per sampler call [64]")
     p.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")
