@@ -9,6 +9,7 @@
 set -euo pipefail
 S=${1:?seed}; CORE=${2:-0}; ROUNDS=${ROUNDS:-3}
 cd "$(dirname "$0")/../.."
+[ -z "${CRITIC_SEES_D:-}${WIDE_TOP:-}${ANCESTRAL:-}" ] || { echo "aid_sharp.sh: the recipe's default networks only" >&2; exit 2; }
 . benchmarks/runs/recipe.sh
 W=runs/aid_dsm_s$S
 [ -e "$W/warm.safetensors" ] || STAGE1_ONLY=1 bash benchmarks/runs/aid_warm.sh "$S" "$CORE"

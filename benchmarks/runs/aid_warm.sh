@@ -19,8 +19,8 @@ if [ ! -e "$W/warm.safetensors" ]; then  # stage 2's init_actor: a file stage 1 
 fi
 [ -z "${STAGE1_ONLY:-}" ] || exit 0  # aid_sharp.sh: the denoising stage alone
 INIT=$W/warm.safetensors
-if [ "${ROUNDS:-1}" -gt 1 ]; then  # stage 2 from round ROUNDS of the sharp module (default networks only)
-  bash benchmarks/runs/aid_sharp.sh "$S" "$CORE"
+if [ "${ROUNDS:-1}" -gt 1 ]; then  # stage 2 from round ROUNDS of the sharp module (its default networks)
+  CRITIC_SEES_D= WIDE_TOP= ANCESTRAL= bash benchmarks/runs/aid_sharp.sh "$S" "$CORE"
   INIT=$(round_dir "$S" "$ROUNDS")/actor_004000.safetensors RUN_TAG=${RUN_TAG}_r$ROUNDS
 fi
 train --run-dir "runs/aid_b05_dsm${RUN_TAG}_s$S" --init-actor "$INIT" "${STAGE2[@]}"

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import shutil
-from functools import partial
+from functools import partial, update_wrapper
 
 import pytest
 import torch
@@ -199,6 +199,8 @@ def test_a_variants_settings_are_recorded_also_when_they_pass_through_kwargs():
     assert results.hyperparameters(sampler) == {"project": True}
     variant = partial(sampler, project=False, guidance_scale=1.25)
     assert results.hyperparameters(variant) == {"project": False, "guidance_scale": 1.25}
+    wrapped = update_wrapper(lambda *a, **kw: variant(*a, **kw), partial(variant, paste=False))
+    assert results.hyperparameters(wrapped) == {"project": False, "guidance_scale": 1.25, "paste": False}
 
 
 def test_a_diverged_output_is_counted_and_reported_as_nan_not_hidden():

@@ -91,9 +91,19 @@ def merge_from(res: dict, examples: dict, folder: str) -> None:
 
 def hyperparameters(fn) -> dict:
     """A sampler's hyperparameters as a cell records them: its defaults other than num_steps, and a variant's
-    settings that reach the sampler through **kwargs (aid.methods.VARIANTS: a functools.partial's keywords)."""
-    given = {**defaults(fn), **getattr(fn, "keywords", {})}
+    settings that reach the sampler through **kwargs (aid.methods.VARIANTS: a functools.partial's keywords, also
+    under a wrapper such as aid.latent.latent_sampler's)."""
+    given = {**defaults(fn), **bound_keywords(fn)}
     return {k: v for k, v in given.items() if k != "num_steps" and isinstance(v, (int, float, str))}
+
+
+def bound_keywords(fn) -> dict:
+    """The keywords functools.partial bound along fn's chain of wrappers (__wrapped__), the outermost winning."""
+    bound = {}
+    while fn is not None:
+        bound = {**getattr(fn, "keywords", {}), **bound}
+        fn = getattr(fn, "__wrapped__", None)
+    return bound
 
 
 def check_hyperparameters(cells: dict, methods: dict) -> None:

@@ -19,7 +19,7 @@ from aid.guidance.networks import GuidanceModule
 
 # The bundled guidance modules for the bundled backbone (aid.edm.DEFAULT_BACKBONE), one per setting: fidelity (the
 # default: the actor–critic's module, near the posterior mean) and sharp (the denoising objective's module, near
-# posterior samples: better FD, lower PSNR; method aid_sharp). Absent until trained.
+# posterior samples: better FD; methods aid_sharp, aid_sharp_ancestral). Absent until trained.
 DEFAULT_GUIDANCE = os.path.join(ASSETS, "aid_fmnist32.safetensors")
 SHARP_GUIDANCE = os.path.join(ASSETS, "aid_sharp_fmnist32.safetensors")
 BUNDLED_GUIDANCE = {"aid": DEFAULT_GUIDANCE, "aid_sharp": SHARP_GUIDANCE}  # aid.methods.module_key -> file
