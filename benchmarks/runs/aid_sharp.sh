@@ -17,9 +17,7 @@ prev=$W/warm.safetensors
 for r in $(seq 2 "$ROUNDS"); do
   run=$(round_dir "$S" "$r")
   if [ ! -e "$run/actor_004000.safetensors" ]; then
-    env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --seed "$S" "${RECIPE[@]}" \
-      --objective denoising --run-dir "$run" --batch 64 --iters 4000 --lr-actor 3e-4 --lr-decay-iters 4000 \
-      --snapshot-every 500 --init-actor "$prev" "${EMA[@]}"
+    train "${DENOISE[@]}" --run-dir "$run" --iters 4000 --lr-actor 3e-4 --lr-decay-iters 4000 --init-actor "$prev"
   fi
   prev=$run/actor_004000.safetensors
 done

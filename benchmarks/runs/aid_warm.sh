@@ -10,11 +10,9 @@ set -euo pipefail
 S=${1:?seed}; CORE=${2:-0}; WARM=${WARM:-4000}
 cd "$(dirname "$0")/../.."
 . benchmarks/runs/recipe.sh
-train() { env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --seed "$S" "${RECIPE[@]}" "$@"; }
 W=runs/aid_dsm${STAGE1_TAG}_s$S
 if [ ! -e "$W/warm.safetensors" ]; then  # stage 2's init_actor: a file stage 1 never rewrites (its sha is recorded)
-  train --objective denoising --run-dir "$W" --batch 64 --iters "$WARM" --lr-actor 1e-3 --lr-decay-iters "$WARM" \
-    --snapshot-every 500 "${EMA[@]}"
+  train "${DENOISE[@]}" --run-dir "$W" --iters "$WARM" --lr-actor 1e-3 --lr-decay-iters "$WARM"
   cp "$W/actor_$(printf %06d "$WARM").safetensors" "$W/warm.safetensors"
 fi
 [ -z "${STAGE1_ONLY:-}" ] || exit 0  # aid_sharp.sh: the denoising stage alone

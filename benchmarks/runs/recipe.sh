@@ -15,5 +15,9 @@ RECIPE=(--batch 16 --steps 5,9,19,35
 EMA=(--ema-halflife 200 --ema-rampup 0.1 --keep-snapshots)
 STAGE2=(--critic-warmup 200 --iters 5000 --beta 0.5 --lr-actor 3e-4 --lr-decay-iters 5000 --snapshot-every 250
         "${EMA[@]}")
+# One training call of seed S on core CORE (both set by the sourcing script), with the recipe's networks and batch
+train() { env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --seed "$S" "${RECIPE[@]}" "$@"; }
+# The denoising objective's settings shared by aid_warm.sh's stage 1 and aid_sharp.sh's later rounds
+DENOISE=(--objective denoising --batch 64 --snapshot-every 500 "${EMA[@]}")
 # The run folder of round R >= 2 of seed S's denoising rounds (aid_sharp.sh): runs/aid_dsm_sS_cont, _cont2, ...
 round_dir() { echo "runs/aid_dsm_s$1_cont$([ "$2" -gt 2 ] && echo $(($2 - 1)) || true)"; }
