@@ -21,6 +21,6 @@ assert it_state == it_actor, f"{d}: state.pt is at iteration {it_state}, actor.s
 print(f"fork from iteration {it_state}")
 PY
 . benchmarks/runs/recipe.sh
-exec env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --run-dir "$FORK" --seed 0 \
-  "${RECIPE[@]}" --iters 1000 --beta "$BETA" --lr-actor 1.5e-4 --lr-decay-iters 1000 --snapshot-every 100 --keep-snapshots --ema-halflife 100 --ema-rampup 0.1 \
-  --init-actor "$FORK.init/actor.safetensors" --init-critic "$FORK.init/state.pt"
+S=0  # the fork's own seed (its batches), whatever the parent's
+train --run-dir "$FORK" --iters 1000 --beta "$BETA" --lr-actor 1.5e-4 --lr-decay-iters 1000 --snapshot-every 100 \
+  --keep-snapshots --ema-halflife 100 --ema-rampup 0.1 --init-actor "$FORK.init/actor.safetensors" --init-critic "$FORK.init/state.pt"

@@ -6,5 +6,4 @@ set -euo pipefail
 S=${1:?seed}; CORE=${2:-0}
 cd "$(dirname "$0")/../.."
 . benchmarks/runs/recipe.sh
-exec env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --run-dir "runs/aid_b05${RUN_TAG}_s$S" --seed "$S" \
-  "${RECIPE[@]}" --iters 5000 --beta 0.5 --lr-actor 3e-4 --lr-decay-iters 5000 --snapshot-every 250 --keep-snapshots --ema-halflife 200 --ema-rampup 0.1
+train --run-dir "runs/aid_b05${RUN_TAG}_s$S" "${FIDELITY[@]}"

@@ -11,10 +11,10 @@ ACTOR_BODY='"width": 16, "depth": 2, "levels": 2'
 RECIPE=(--batch 16 --steps 5,9,19,35
         --actor "{$ACTOR_BODY, \"step_aware\": true, \"project\": true${ANCESTRAL:+, \"eta\": 1.0}}"
         --critic '{"width": 16, "levels": 2, "step_aware": true'"${CRITIC_SEES_D:+, \"sees_denoised\": true}"'}' --grad-clip 1.0)
-# Stage 2 of aid_warm.sh, the actor–critic from the denoising warm start
 EMA=(--ema-halflife 200 --ema-rampup 0.1 --keep-snapshots)
-STAGE2=(--critic-warmup 200 --iters 5000 --beta 0.5 --lr-actor 3e-4 --lr-decay-iters 5000 --snapshot-every 250
-        "${EMA[@]}")
+# The actor–critic's schedule: aid_fidelity.sh from scratch, and stage 2 of aid_warm.sh from the denoising warm start
+FIDELITY=(--iters 5000 --beta 0.5 --lr-actor 3e-4 --lr-decay-iters 5000 --snapshot-every 250 "${EMA[@]}")
+STAGE2=(--critic-warmup 200 "${FIDELITY[@]}")
 # One training call of seed S on core CORE (both set by the sourcing script), with the recipe's networks and batch
 train() { env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --seed "$S" "${RECIPE[@]}" "$@"; }
 # The denoising objective's settings shared by aid_warm.sh's stage 1 and aid_sharp.sh's later rounds
