@@ -13,7 +13,7 @@ from aid.edm import edm_sigmas
 from aid.eval.field_fit import warm_start_by_denoising
 from aid.eval.oracle import FieldDenoiser
 from aid.guidance.actor_critic import ACConfig
-from aid.guidance.denoise import DenoisingTrainer, denoising_loss, edm_weight
+from aid.guidance.denoise import DenoisingTrainer, denoising_loss, edm_weight, sigma_weight
 from aid.guidance.networks import Critic, GuidanceModule
 from aid.guidance.train import train_aid
 
@@ -39,6 +39,24 @@ def test_the_loss_is_the_weighted_error_of_the_guided_denoiser_in_the_hole():
     assert edm_weight(torch.tensor(0.5), 0.5) == pytest.approx(8.0)  # (0.25 + 0.25) / 0.0625
     loss.sum().backward()
     assert actor.conv_out.weight.grad.abs().sum() > 0
+
+
+def test_gamma_moves_the_loss_weight_from_edms_to_the_x0_error():
+    """λ_γ(σ) = λ(σ)·(σ²/(σ² + σ_data²))^γ: EDM's at γ = 0, 1/σ_data² at every σ at γ = 1; and the loss with
+    γ = 1 is the plain x0 error over σ_data² (the same noise, the same actor)."""
+    sigma = torch.tensor([80.0, 2.0, 0.5, 0.002])
+    torch.testing.assert_close(sigma_weight(sigma, 0.5), edm_weight(sigma, 0.5))
+    torch.testing.assert_close(sigma_weight(sigma, 0.5, 1.0), torch.full_like(sigma, 4.0))
+    half = sigma_weight(sigma, 0.5, 0.5)
+    assert bool((half < edm_weight(sigma, 0.5)).all() and (half > 4.0).all())
+    torch.manual_seed(0)
+    actor = GuidanceModule(1, width=8, depth=1, emb=8, step_aware=True)
+    x0 = FIELD.draw(4, torch.Generator().manual_seed(1))
+    mask = HOLE.expand(4, -1, -1, -1)
+    args = (FIELD, actor, x0, mask, sigma, sigma * 0.5)
+    edm = denoising_loss(*args, torch.Generator().manual_seed(2))
+    plain = denoising_loss(*args, torch.Generator().manual_seed(2), gamma=1.0)
+    torch.testing.assert_close(plain, edm * 4.0 / edm_weight(sigma, 0.5))
 
 
 def exact_denoiser(x0, x, sigma):

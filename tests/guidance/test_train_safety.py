@@ -88,7 +88,8 @@ def test_the_issues_run_stops_at_once_and_writes_no_nan_actor(tmp_path):
 
 
 @pytest.mark.parametrize("field, value", [("beta", float("nan")), ("beta", 0.0), ("lr_actor", float("inf")),
-                                          ("sigma_max", float("inf")), ("critic_updates", 0)])
+                                          ("sigma_max", float("inf")), ("critic_updates", 0),
+                                          ("denoise_gamma", 1.5)])
 def test_config_numbers_out_of_range_are_refused_by_name(tmp_path, field, value):
     net, data = _problem()
     with pytest.raises(ValueError, match=rf"ACConfig.{field} \(--{field.replace('_', '-')}\) must be"):
@@ -142,6 +143,21 @@ def test_a_run_from_before_fingerprints_resumes_and_records_them(tmp_path, capsy
     assert s["iter"] == 2 and set(s["fingerprints"]) == {"backbone", "data", "masks"}
     with pytest.raises(ValueError, match="another data set"):  # checked from then on
         train_aid(net, data.flip(0), str(tmp_path), iters=3, **run)
+
+
+def test_a_run_from_before_a_new_config_field_resumes_at_its_default_only(tmp_path):
+    """A state.pt written before an ACConfig field existed (here denoise_gamma) ran at its default: it resumes
+    with the default, and a run asking for another value is refused by the field's name."""
+    net, data = _problem()
+    run = dict(objective="denoising", **SMALL)
+    train_aid(net, data, str(tmp_path), cfg=ACConfig(num_steps=2), iters=1, **run)
+    s = _state(tmp_path)
+    del s["setup"]["cfg"]["denoise_gamma"]  # as the trainer wrote it before the field
+    torch.save(s, tmp_path / "state.pt")
+    with pytest.raises(ValueError, match=r"another setup \(cfg.denoise_gamma: 0.0 there, 0.5 here"):
+        train_aid(net, data, str(tmp_path), cfg=ACConfig(num_steps=2, denoise_gamma=0.5), iters=2, **run)
+    train_aid(net, data, str(tmp_path), cfg=ACConfig(num_steps=2), iters=2, **run)
+    assert _state(tmp_path)["iter"] == 2
 
 
 # --- case 9: the log after a resume ------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ class ACConfig:
     actor_update: str = "lookahead"  # or "likelihood_ratio", the paper's score-function step (module doc;
                                      # it diverged on the field oracle at d = 256, docs/notes/results-notebook.md)
     grad_clip: float = 0.0        # > 0: clip each network's gradient to this norm before its Adam step
+    denoise_gamma: float = 0.0    # --objective denoising only: γ of its weight λ(σ)·(σ²/(σ² + σ_data²))^γ (aid.guidance
+                                  # .denoise.sigma_weight): 0 is EDM's, 1 the x0 error itself (large σ dominate)
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     rho: float = 7.0
@@ -69,7 +71,8 @@ CONFIG_RANGES = {
     "critic_warmup": (lambda v: v >= 0, ">= 0"), "lr_decay_iters": (lambda v: v >= 0, ">= 0"),
     "critic_trace": (lambda v: 0 <= v <= 1, "in [0, 1]"), "critic_updates": (lambda v: v >= 1, ">= 1"),
     "actor_updates": (lambda v: v >= 1, ">= 1"),
-    "grad_clip": (lambda v: v >= 0, ">= 0"), "sigma_min": (lambda v: v > 0, "> 0"),
+    "grad_clip": (lambda v: v >= 0, ">= 0"), "denoise_gamma": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "sigma_min": (lambda v: v > 0, "> 0"),
     "sigma_max": (lambda v: v > 0, "> sigma_min"), "rho": (lambda v: v > 0, "> 0"),
 }
 

@@ -25,10 +25,18 @@ def edm_weight(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
     return (sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2
 
 
+def sigma_weight(sigma: torch.Tensor, sigma_data: float, gamma: float = 0.0) -> torch.Tensor:
+    """λ_γ(σ) = λ(σ)·(σ²/(σ² + σ_data²))^γ: γ = 0 is EDM's λ (every σ of the grid weighs alike in relative terms);
+    γ = 1 is 1/σ_data² at every σ, the x0 error itself, whose large-σ steps (where the hole's content is
+    decided) outweigh the small ones by the square of their σ."""
+    return edm_weight(sigma, sigma_data) * (sigma ** 2 / (sigma ** 2 + sigma_data ** 2)) ** gamma
+
+
 def denoising_loss(backbone, actor, x0, mask, sigma, sigma_next, generator: torch.Generator, y=None,
-                   w_known: float = 0.0) -> torch.Tensor:
-    """Per image [B]: λ(σ)·Σ_p w_p·(D + σ·μ_φ − x0)_p², at x = x0 + σ·n, n ~ N(0, I) from generator; w = 1 in
-    the hole and w_known on the known pixels (0 for a projecting actor, whose known pixels are overwritten).
+                   w_known: float = 0.0, gamma: float = 0.0) -> torch.Tensor:
+    """Per image [B]: λ_γ(σ)·Σ_p w_p·(D + σ·μ_φ − x0)_p² (sigma_weight), at x = x0 + σ·n, n ~ N(0, I) from
+    generator; w = 1 in the hole and w_known on the known pixels (0 for a projecting actor, whose known pixels are
+    overwritten).
     sigma, sigma_next: [B], the step of the grid the image is drawn at (sigma_next for a step-aware actor).
     The backbone is called without grad; the loss has grad into the actor only."""
     s = sigma.view(-1, *[1] * (x0.dim() - 1)).to(x0.dtype)
@@ -38,7 +46,7 @@ def denoising_loss(backbone, actor, x0, mask, sigma, sigma_next, generator: torc
     u = actor(x, sigma, observed(x0, mask, y), mask, D, sigma_next)
     weight = (1 - mask) + w_known * mask
     err2 = (weight * (D + s * u - x0).square()).flatten(1).sum(1)
-    return edm_weight(sigma.to(err2.dtype), backbone.sigma_data) * err2
+    return sigma_weight(sigma.to(err2.dtype), backbone.sigma_data, gamma) * err2
 
 
 class DenoisingTrainer(AIDTrainer):
@@ -56,7 +64,7 @@ class DenoisingTrainer(AIDTrainer):
         k = k.to(self.sigmas.device)
         w_known = 0.0 if projects(self.actor) else self.cfg.w_known
         loss = denoising_loss(self.backbone, self.actor, x0, mask, self.sigmas[k], self.sigmas[k + 1], generator, y,
-                              w_known).mean()
+                              w_known, self.cfg.denoise_gamma).mean()
         self.opt_actor.zero_grad(set_to_none=True)
         loss.backward()
         self.clip(self.actor.parameters())

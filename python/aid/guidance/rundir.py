@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import asdict
 
 import torch
 import torch.distributed as dist
@@ -30,7 +31,7 @@ from aid.core.checkpoint import atomic_write, save_module, tensors_fingerprint
 from aid.core.nn import n_params
 
 # setup keys a resume may change: lower rates after a divergence, an EMA of the actor added, its half-life or ramp-up
-# changed, how many steps each network takes on one rollout (a run made before cfg.actor_updates existed has none)
+# changed, how many steps each network takes on one rollout (an ACConfig field newer than the run: with_new_fields)
 RESUMABLE = ("cfg.lr_actor", "cfg.lr_critic", "cfg.critic_updates", "cfg.actor_updates", "ema_halflife", "ema_rampup")
 FINGERPRINTS = {"backbone": "another backbone (its weights differ: the setup records only the class and size)",
                 "data": "another data set", "masks": "other masks (the mask pool differs)",
@@ -93,6 +94,14 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, objec
     return out
 
 
+def with_new_fields(old_setup: dict, cfg) -> dict:
+    """A run's recorded setup with the ACConfig fields added to the code since it started, at their defaults (what
+    it ran with), so that a new field differs on resume only where it is set otherwise."""
+    if "cfg" not in old_setup:
+        return old_setup
+    return {**old_setup, "cfg": {**asdict(type(cfg)()), **old_setup["cfg"]}}
+
+
 def described(old: dict, new: dict) -> str:
     """differences(old, new) as one readable line, "key: old there, new here; ..." (old: the file's)."""
     return "; ".join(f"{k}: {o!r} there, {n!r} here" for k, o, n in differences(old, new))
@@ -115,7 +124,7 @@ def resume(state_path: str, setup: dict, prints: dict, trainer, data_gen, noise_
     if s is None:
         return 0, 0.0
     run_dir = os.path.dirname(state_path)
-    changed = differences(s["setup"], setup)
+    changed = differences(with_new_fields(s["setup"], trainer.cfg), setup)
     refused = [d for d in changed if d[0] not in RESUMABLE]
     if refused:
         raise ValueError(f"train_aid: {run_dir} holds a run with another setup "
