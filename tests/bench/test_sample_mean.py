@@ -1,0 +1,42 @@
+"""benchmarks/sample_mean.py: the mean of M samples against one sample at the same cost."""
+import argparse
+
+import pytest
+import torch
+
+from aid.edm import load
+
+
+def test_the_mean_averages_samples_drawn_with_distinct_seeds_and_counts_every_call():
+    from benchmarks.sample_mean import SEED_STRIDE, sample_mean
+    seen = []
+
+    def fn(net, y, mask, seeds, num_steps):  # a "sampler" whose sample is its seed, with 1 VJP per step
+        seen.append(list(seeds))
+        return torch.tensor(seeds, dtype=torch.float32).view(-1, 1, 1, 1) / 10_000, {"nfe": num_steps, "vjp": num_steps}
+
+    gt, mask = torch.zeros(2, 1, 1, 1), torch.zeros(2, 1, 1, 1)
+    mean, first, cost = sample_mean(fn, None, gt, mask, samples=3, steps=4)
+    assert seen == [[0, 1], [SEED_STRIDE, SEED_STRIDE + 1], [2 * SEED_STRIDE, 2 * SEED_STRIDE + 1]]
+    assert torch.allclose(mean.flatten(), torch.tensor([SEED_STRIDE, SEED_STRIDE + 1]) / 10_000)
+    assert torch.equal(first.flatten(), torch.tensor([0.0, 1.0]) / 10_000) and cost == 3 * 8
+
+
+def test_one_sample_is_its_own_mean_and_two_cost_twice_as_much(backbone):
+    from benchmarks.sample_mean import markdown, measure
+    torch.manual_seed(0)
+    gt = torch.rand(4, 1, 32, 32) * 2 - 1
+    rows = measure(load(backbone), gt, ["ddnm"], [(1, 2), (2, 2)], ["center_box"])
+    one, two = rows
+    assert one["hole_psnr"] == pytest.approx(one["hole_psnr_one_sample"])
+    assert two["hole_psnr_one_sample"] == pytest.approx(one["hole_psnr"])  # the same seeds for sample 0
+    assert two["hole_psnr"] != pytest.approx(one["hole_psnr"], abs=1e-4) and two["cost"] == 2 * one["cost"] == 4
+    assert "| ddnm | center_box | 2 × 2 | 4 |" in markdown(rows, 4)
+
+
+def test_a_run_is_samples_x_steps():
+    from benchmarks.sample_mean import parse_run
+    assert parse_run("2x9") == (2, 9) and parse_run("1X19") == (1, 19)
+    for bad in ("2", "0x9", "2x-1", "axb"):
+        with pytest.raises(argparse.ArgumentTypeError, match="MxK|M >= 1"):
+            parse_run(bad)
