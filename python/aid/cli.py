@@ -26,7 +26,7 @@ from aid.edm import train as edm_train
 from aid.edm2 import options as edm2_options
 from aid.guidance import curves
 from aid.guidance import train as train_aid
-from aid.methods import NAMES, module_key
+from aid.methods import NAMES, SHARP_SCALE, module_key
 
 DEMO_MASKS = ["center_box", "random_box", "pixels70", "half_bottom", "lama_medium"]  # one per mask family
 DEMO_METHODS = ["paste", "replacement", "ddnm", "dps", "aid", "aid_sharp", "aid_sharp_ancestral"]
@@ -154,7 +154,7 @@ def add_inpaint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--solver", choices=["euler", "heun"], help="aid and deft only [aid: the guidance module's "
                    "training solver; deft: euler]")
     p.add_argument("--guidance-scale", type=float, help="aid only: multiplies the guidance field; below 1 is "
-                   "sharper and less faithful, 0 is unguided + paste [1; aid_sharp*: 1.25]")
+                   f"sharper and less faithful, 0 is unguided + paste [1; aid_sharp*: {SHARP_SCALE:g}]")
     p.add_argument("--seed", type=int, default=0, help="image i is drawn with seed + i [0]")
     p.add_argument("--batch", type=int, default=64, help="images per sampler call [64]")
     p.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")
