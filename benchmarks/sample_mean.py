@@ -112,9 +112,10 @@ def main(argv=None):
     with open(os.path.join(a.out, "sample_mean.json"), "w") as f:
         json.dump(dict(images=a.images, mask_seed=VALIDATION_MASK_SEED, seed_stride=SEED_STRIDE, rows=rows), f,
                   indent=1)
+    report = markdown(rows, a.images)
     with open(os.path.join(a.out, "sample_mean.md"), "w") as f:
-        f.write(markdown(rows, a.images))
-    print(markdown(rows, a.images))
+        f.write(report)
+    print(report)
 
 
 if __name__ == "__main__":

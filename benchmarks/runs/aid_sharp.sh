@@ -5,8 +5,8 @@
 # _cont2, ...), because the objective was still gaining at the end of each cosine (docs/training.md). A finished
 # round is never rerun (the next round records its file's sha256); an unfinished one resumes: rerun the same
 # command. Usage: [ROUNDS=5] [GAMMA=G] bash benchmarks/runs/aid_sharp.sh SEED [CORE]; the module is the last round's
-# actor_004000.safetensors (the bundled one: seed 0, 5 rounds). GAMMA (a variant being measured) trains the last round with --denoise-gamma G, into
-# the round's folder + _gG, from the standard earlier rounds.
+# actor_004000.safetensors (the bundled one: seed 0, 5 rounds). GAMMA (a variant being measured) trains the last
+# round with --denoise-gamma G, into the round's folder + _gG, from the standard earlier rounds.
 set -euo pipefail
 S=${1:?seed}; CORE=${2:-0}; ROUNDS=${ROUNDS:-5}; GAMMA=${GAMMA:-}
 cd "$(dirname "$0")/../.."
