@@ -6,11 +6,11 @@
 A sampler that draws near posterior samples has a hole MSE of about twice the posterior mean's (the sample's
 spread adds the posterior variance once more); the mean of M samples drawn with different seeds removes
 (M − 1)/M of that spread, at M times the cost. This measures whether, at a fixed budget of backbone calls,
-M samples of K steps beat one sample of M·K steps. Each run "MxK" draws M samples of K steps (sample j of
-image i uses seed i + 1000·j) and scores their mean, and its first sample alone; the cost is the sampler's own
-report (NFE + VJP) times M. Methods by name (aid.methods.NAMES; AID's settings with their bundled modules,
-DEFT with the bundled h-transform). The split is tune_baselines.py's: the last --images training images, the
-validation masks. Writes OUT/sample_mean.json and OUT/sample_mean.md.
+M samples of K steps beat one sample of M·K steps. Each run "MxK" draws M samples of K steps
+(aid.methods.mean_of_samples: sample j of image i uses seed i + 1000·j) and scores their mean, and its first
+sample alone; the cost is the sampler's own report (NFE + VJP) times M. Methods by name (aid.methods.NAMES;
+AID's settings with their bundled modules, DEFT with the bundled h-transform). The split is tune_baselines.py's:
+the last --images training images, the validation masks. Writes OUT/sample_mean.json and OUT/sample_mean.md.
 """
 from __future__ import annotations
 
@@ -28,9 +28,7 @@ from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import load
 from aid.eval.metrics import fmnist_distances, psnr
 from aid.guidance.sample import BUNDLED_GUIDANCE
-from aid.methods import NAMES, base_method, load_sampler, module_key
-
-SEED_STRIDE = 1000  # sample j of image i uses seed i + SEED_STRIDE·j
+from aid.methods import NAMES, SEED_STRIDE, base_method, load_sampler, mean_of_samples, module_key
 
 
 def parse_run(text: str) -> tuple[int, int]:
@@ -53,13 +51,11 @@ def module_for(method: str) -> str | None:
 
 def sample_mean(fn, net, gt, mask, samples: int, steps: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(the mean of `samples` samples, the first sample, the cost of the mean: NFE + VJP per image times M)."""
-    xs, cost = [], 0
+    y, seeds = mask * gt, list(range(len(gt)))
     with torch.no_grad():
-        for j in range(samples):
-            x, report = fn(net, mask * gt, mask, [i + SEED_STRIDE * j for i in range(len(gt))], num_steps=steps)
-            xs.append(x.clamp(-1, 1))
-            cost += report["nfe"] + report.get("vjp", 0)
-    return torch.stack(xs).mean(0), xs[0], cost
+        mean, report = mean_of_samples(fn)(net, y, mask, seeds, num_steps=steps, samples=samples)
+        first = mean if samples == 1 else fn(net, y, mask, seeds, num_steps=steps)[0].clamp(-1, 1)
+    return mean, first, report["nfe"] + report.get("vjp", 0)
 
 
 def measure(net, gt, methods, runs, kinds, fd=False) -> list[dict]:

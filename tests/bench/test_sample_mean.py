@@ -4,11 +4,13 @@ import argparse
 import pytest
 import torch
 
+from aid.baselines import defaults
 from aid.edm import load
+from aid.methods import SEED_STRIDE, mean_of_samples
 
 
 def test_the_mean_averages_samples_drawn_with_distinct_seeds_and_counts_every_call():
-    from benchmarks.sample_mean import SEED_STRIDE, sample_mean
+    from benchmarks.sample_mean import sample_mean
     seen = []
 
     def fn(net, y, mask, seeds, num_steps):  # a "sampler" whose sample is its seed, with 1 VJP per step
@@ -17,9 +19,23 @@ def test_the_mean_averages_samples_drawn_with_distinct_seeds_and_counts_every_ca
 
     gt, mask = torch.zeros(2, 1, 1, 1), torch.zeros(2, 1, 1, 1)
     mean, first, cost = sample_mean(fn, None, gt, mask, samples=3, steps=4)
-    assert seen == [[0, 1], [SEED_STRIDE, SEED_STRIDE + 1], [2 * SEED_STRIDE, 2 * SEED_STRIDE + 1]]
+    draws = [[0, 1], [SEED_STRIDE, SEED_STRIDE + 1], [2 * SEED_STRIDE, 2 * SEED_STRIDE + 1]]
+    assert seen == [*draws, [0, 1]]  # the three samples of the mean, then the first sample alone
     assert torch.allclose(mean.flatten(), torch.tensor([SEED_STRIDE, SEED_STRIDE + 1]) / 10_000)
     assert torch.equal(first.flatten(), torch.tensor([0.0, 1.0]) / 10_000) and cost == 3 * 8
+
+
+def test_mean_of_samples_adds_its_argument_to_the_signature_and_refuses_none():
+    def fn(net, y, mask, seeds, num_steps=3, eta=0.5, **kwargs):
+        return torch.full((len(seeds), 1, 1, 1), 2.0), {"nfe": num_steps, "vjp": 0, "seconds": 1.0, "params": 7}
+
+    mean = mean_of_samples(fn)
+    assert defaults(mean) == {"num_steps": 3, "eta": 0.5, "samples": 1}
+    x, report = mean(None, None, None, [0, 1], num_steps=3, samples=2)
+    assert torch.equal(x, torch.ones(2, 1, 1, 1))  # each sample clamped to [-1, 1] before the mean
+    assert report == {"nfe": 6, "vjp": 0, "seconds": 2.0, "params": 7}
+    with pytest.raises(ValueError, match="samples must be >= 1"):
+        mean(None, None, None, [0], num_steps=3, samples=0)
 
 
 def test_one_sample_is_its_own_mean_and_two_cost_twice_as_much(backbone):

@@ -169,6 +169,8 @@ def test_inpaint_aid_defaults_to_the_steps_and_solver_of_training(trained, tmp_p
     assert calls[0]["guidance_scale"] == methods.SHARP_SCALE and calls[0]["eta"] == 1.0
     settings(modules["heun3"], "--method", "aid_sharp", "--guidance-scale", "0.5")  # ... which the flag overrides
     assert calls[0]["guidance_scale"] == 0.5
+    assert settings(modules["euler2,4"], "--method", "aid_sharp_mean2", "--steps", "3") == (3, "euler")  # per sample
+    assert len(calls) == 2 and calls[1]["eta"] == 1.0 and calls[1]["guidance_scale"] == methods.SHARP_SCALE
     assert settings(modules["heun3"], "--steps", "5", "--solver", "euler") == (5, "euler")  # the flags win
     assert settings(modules["euler2,4"]) == (4, "euler")  # of several K: the largest, 9 not among them
     u = GuidanceModule(1)

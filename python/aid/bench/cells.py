@@ -17,8 +17,13 @@ RES = 32  # Fashion-MNIST padded to 32×32: the FD_fmnist classifier's input
 
 
 def cost(name: str, num_steps: int, hp: dict) -> int:
-    """NFE + VJP per image of one run, as the method's report counts it (a variant's: its method's)."""
-    name = base_method(name)
+    """NFE + VJP per image of one run, as the method's report counts it (a variant's: its method's, times its
+    samples: aid.methods.mean_of_samples)."""
+    return hp.get("samples", 1) * cost_of_one(base_method(name), num_steps, hp)
+
+
+def cost_of_one(name: str, num_steps: int, hp: dict) -> int:
+    """NFE + VJP per image of one sample of method name."""
     if name == "repaint":
         return repaint_nfe(num_steps, hp["jump_length"], hp["jump_n_sample"])
     if name == "ding":  # two denoiser calls per step, one on the last (x̂ = D(x; σ_{N−1}))

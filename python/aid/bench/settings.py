@@ -43,14 +43,16 @@ smallest N whose cost(N) is nearest to T, where
   cost(N) = N·S  for daps (N annealing levels, S = ode_steps Euler steps of the ODE at each);
   cost(N) = the forward steps of RePaint's jump schedule at the function's own jump_length and
                  jump_n_sample (10, 10): N for N <= 10, then N + 90·⌊(N − 1)/10⌋. RePaint cannot
-                 resample below 11 steps (101 NFE): targets 19 and 35 snap to N = 10.
+                 resample below 11 steps (101 NFE): targets 19 and 35 snap to N = 10;
+  M × the above for a variant that averages M samples (aid_sharp_mean2: M = 2, so target 19 is
+                 2 samples of 9 steps).
 Targets that snap to the same N are run once. Each method's own default num_steps (from its
 function signature) is an extra point (not with --quick). Each run checks the cost counted in the
 method's report against this rule. Cells costing more than --expensive-cost (default 1,000) use
 at most --expensive-images (default 250) images, as their "images" entry states. Every other
 hyperparameter is the function's default, recorded per cell; a --resume or --merge whose cells
 of one method have different hyperparameters is refused. A variant (aid.methods.VARIANTS:
-ding_public, daps_public, aid_paste) is its method with other settings and that method's cost
+ding_public, daps_public, aid_paste, ...) is its method with other settings and that method's cost
 rule, reported under its own name.
 """
 
