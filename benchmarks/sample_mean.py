@@ -21,8 +21,8 @@ import os
 import torch
 from tqdm.auto import tqdm
 
+from aid.baselines.deft import BUNDLED_DEFT
 from aid.bench.settings import DEFAULTS
-from aid.core.checkpoint import ASSETS
 from aid.data.datasets import fashion_mnist
 from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import load
@@ -45,7 +45,7 @@ def parse_run(text: str) -> tuple[int, int]:
 def module_for(method: str) -> str | None:
     """The bundled trained module a method runs with (AID's settings, DEFT), None for the baselines."""
     if base_method(method) == "deft":
-        return os.path.join(ASSETS, "deft_fmnist32.safetensors")
+        return BUNDLED_DEFT
     return BUNDLED_GUIDANCE.get(module_key(method))
 
 

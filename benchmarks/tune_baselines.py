@@ -36,9 +36,9 @@ import torch
 from tqdm.auto import tqdm
 
 from aid.baselines import METHODS, defaults
+from aid.baselines.deft import BUNDLED_DEFT
 from aid.bench.run import steps_for
 from aid.bench.settings import DEFAULTS
-from aid.core.checkpoint import ASSETS
 from aid.data.datasets import fashion_mnist
 from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import load
@@ -157,7 +157,7 @@ def main(argv=None):
                    help="also score each --aid module with its field scaled by S (sample_aid's guidance_scale)")
     p.add_argument("--only-default", action="store_true", help="score each of --methods at its default only")
     p.add_argument("--fd", action="store_true", help="also report FD_fmnist per cell (needs a few hundred --images)")
-    p.add_argument("--deft", default=os.path.join(ASSETS, "deft_fmnist32.safetensors"),
+    p.add_argument("--deft", default=BUNDLED_DEFT,
                    help="DEFT's h-transform, for --methods deft (default: the bundled one)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)

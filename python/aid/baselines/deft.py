@@ -23,7 +23,7 @@ from torch import nn
 
 import aid_ext
 from aid.baselines.common import start
-from aid.core.checkpoint import atomic_write, load_module, non_finite_weights, save_module
+from aid.core.checkpoint import ASSETS, atomic_write, load_module, non_finite_weights, save_module
 from aid.core.common import device_of
 from aid.core.nn import FiLMUNet, NoiseEmbedding, n_params
 from aid.core.training import run_iterations
@@ -31,6 +31,7 @@ from aid.data.masks import KINDS, mask_pool
 from aid.edm.sampler import guided_step
 
 KIND = "DEFTHTransform"
+BUNDLED_DEFT = os.path.join(ASSETS, "deft_fmnist32.safetensors")  # for the bundled backbone (a baseline)
 HOW_TO_TRAIN = ("train one with `python -m aid.baselines.deft --run-dir RUN --iters N` (or aid.baselines.deft."
                 "train_deft) and pass h='RUN/h.safetensors'")
 
