@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import aid_ext
-from aid.baselines import METHODS
+from aid.baselines import METHODS, defaults
 from aid.baselines.guided import gradient_guided
 from aid.core.checkpoint import tensors_fingerprint
 from aid.core.common import known_part
@@ -183,7 +183,11 @@ def latent_sampler(fn, codec, labels=None, **fixed):
 
 
 def latent_method(method: str, fn, codec, labels=None):
-    """latent_sampler of aid.methods.load_sampler(method, ...)'s fn, AID in its latent form (LATENT_AID)."""
+    """latent_sampler of aid.methods.load_sampler(method, ...)'s fn, AID in its latent form (LATENT_AID). The mean
+    of samples (aid_sharp_mean2) is refused: it averages pixel images clamped to [-1, 1], not latents."""
+    if defaults(fn).get("samples", 1) != 1:
+        raise ValueError("the mean of samples (aid.methods.mean_of_samples) averages pixel images; it does not run "
+                         "in latent space")
     return latent_sampler(fn, codec, labels, **(LATENT_AID if method == "aid" else {}))
 
 

@@ -164,17 +164,19 @@ def test_inpaint_refuses_a_pixel_module_and_edm2_flags_without_vae(trained, late
 
 def test_bench_quick_in_latent_space(trained, latent_files, h_transform, tmp_path, capsys):
     """Every cell measured on the decoded pixels, the known pixels exact, autoguidance's two evaluations per step
-    in each cost (target 4 NFE: 2 Euler steps, 1 DPS step), FD_fmnist left out; a rerun with --resume has
-    nothing left to do, one on other test images is refused."""
+    in each cost (target 4 NFE: 2 Euler steps, 1 DPS step), FD_fmnist left out, the mean of samples skipped; a
+    rerun with --resume has nothing left to do, one on other test images is refused."""
     out = tmp_path / "sq"
     argv = ["bench", "--quick", "--out", str(out), "--images", "2", "--batch", "2", "--nfe", "4", "--masks",
-            "center_box", "--methods", "paste", "repaint", "dps", "deft", "aid", "--deft", h_transform, "--aid",
+            "center_box", "--methods", "paste", "repaint", "dps", "deft", "aid", "aid_sharp_mean2", "--deft",
+            h_transform, "--aid", str(trained / "whole" / "actor.safetensors"), "--aid-sharp",
             str(trained / "whole" / "actor.safetensors"), "--examples", "1", "--device", "cpu",
             "--data", latent_files["images"], *edm2_flags(latent_files)]
     assert cli.main(argv) == 0, capsys.readouterr().err
     res = json.loads((out / "results.json").read_text())
     cells = res["cells"]
     assert {c["method"] for c in cells.values()} == {"paste", "repaint", "dps", "deft", "aid"}
+    assert list(res["skipped"]) == ["aid_sharp_mean2"] and "latent space" in res["skipped"]["aid_sharp_mean2"]
     for c in cells.values():
         assert c["known_max_abs_err"] == 0 and c["non_finite_images"] == 0 and np.isfinite(c["hole_psnr"])
         assert c["cost"] == c["nfe"] + c["vjp"] == 4 and c["targets"] == [4]

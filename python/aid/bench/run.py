@@ -89,7 +89,13 @@ def prepare(s: Settings, device: torch.device | None = None):
         methods, skipped = samplers(s.methods, net, **{k: getattr(s, k) for k in AMORTIZED})
     except FileNotFoundError as e:  # Fashion-MNIST, or the module of --deft, --aid or --aid-sharp
         raise BenchmarkError(str(e)) from None
-    return net, gt[:s.images], {name: wrap(name, fn) for name, fn in methods.items()}, skipped
+    wrapped = {}
+    for name, fn in methods.items():
+        try:
+            wrapped[name] = wrap(name, fn)
+        except ValueError as e:  # a method that cannot run in latent space
+            skipped[name] = str(e)
+    return net, gt[:s.images], wrapped, skipped
 
 
 def prepare_pixels(s: Settings, device: torch.device):
