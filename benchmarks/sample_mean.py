@@ -28,7 +28,9 @@ from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import load
 from aid.eval.metrics import fmnist_distances, psnr
 from aid.guidance.sample import BUNDLED_GUIDANCE
-from aid.methods import NAMES, SEED_STRIDE, base_method, load_sampler, mean_of_samples, module_key
+from aid.methods import NAMES, SEED_STRIDE, averages, base_method, load_sampler, mean_of_samples, module_key
+
+SINGLE = [n for n in NAMES if not averages(n)]  # methods that draw one sample
 
 
 def parse_run(text: str) -> tuple[int, int]:
@@ -50,12 +52,17 @@ def module_for(method: str) -> str | None:
 
 
 def sample_mean(fn, net, gt, mask, samples: int, steps: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(the mean of `samples` samples, the first sample, the cost of the mean: NFE + VJP per image times M)."""
+    """(the mean of `samples` samples, the first sample, the cost of the mean: NFE + VJP per image times M), the
+    samples those of aid.methods.mean_of_samples: the first with seed i, the others from seed i + SEED_STRIDE."""
     y, seeds = mask * gt, list(range(len(gt)))
     with torch.no_grad():
-        mean, report = mean_of_samples(fn)(net, y, mask, seeds, num_steps=steps, samples=samples)
-        first = mean if samples == 1 else fn(net, y, mask, seeds, num_steps=steps)[0].clamp(-1, 1)
-    return mean, first, report["nfe"] + report.get("vjp", 0)
+        first, report = fn(net, y, mask, seeds, num_steps=steps)
+        first, cost = first.clamp(-1, 1), report["nfe"] + report.get("vjp", 0)
+        if samples == 1:
+            return first, first, cost
+        rest, report = mean_of_samples(fn)(net, y, mask, [s + SEED_STRIDE for s in seeds], num_steps=steps,
+                                           samples=samples - 1)
+    return (first + (samples - 1) * rest) / samples, first, cost + report["nfe"] + report.get("vjp", 0)
 
 
 def measure(net, gt, methods, runs, kinds, fd=False) -> list[dict]:
@@ -92,7 +99,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
     p.add_argument("--images", type=int, default=128, help="validation images (the last of the training split)")
-    p.add_argument("--methods", nargs="+", default=["aid_sharp_ancestral"], choices=NAMES)
+    p.add_argument("--methods", nargs="+", default=["aid_sharp_ancestral"], choices=SINGLE,
+                   help="methods that draw one sample (not aid_sharp_mean2) [aid_sharp_ancestral]")
     p.add_argument("--runs", nargs="+", type=parse_run, default=[parse_run(r) for r in ("1x19", "2x9", "1x9")],
                    metavar="MxK", help="M samples of K steps each [1x19 2x9 1x9]")
     p.add_argument("--masks", nargs="+", default=DEFAULTS["masks"], help="mask kinds [the benchmark's]")

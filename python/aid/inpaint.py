@@ -23,7 +23,7 @@ from aid.edm import DEFAULT_BACKBONE, load
 from aid.edm2.options import labels_for
 from aid.guidance.sample import BUNDLED_GUIDANCE
 from aid.latent import latent_method, load_latent
-from aid.methods import base_method, load_sampler, module_key, training_settings
+from aid.methods import averages, base_method, load_sampler, module_key, training_settings
 
 MANY_STEPS = 1000  # --steps above this gets a warning: every method's default is at most a few hundred
 GRID = "grid.png"
@@ -185,6 +185,8 @@ def inpaint(images: list[str], out: str, *, mask: list[str] | None = None, mask_
                          f"overwrite its output; rename that image or leave out --grid")
     codec, labels = None, None
     if vae:
+        if averages(method):
+            raise ValueError(f"--method {method} averages pixel images; with --vae the methods run on latents")
         if not backbone:
             raise ValueError("--vae needs --backbone, an EDM2 latent net (.pkl, e.g. edm2-img512-s-uncond-...)")
         net, codec = load_latent(backbone, vae, guide, guidance_weight, device)

@@ -182,12 +182,16 @@ def latent_sampler(fn, codec, labels=None, **fixed):
     return functools.update_wrapper(run, sample)
 
 
+class NotInLatentSpace(ValueError):
+    """A method that runs on pixel images only."""
+
+
 def latent_method(method: str, fn, codec, labels=None):
     """latent_sampler of aid.methods.load_sampler(method, ...)'s fn, AID in its latent form (LATENT_AID). The mean
     of samples (aid_sharp_mean2) is refused: it averages pixel images clamped to [-1, 1], not latents."""
     if defaults(fn).get("samples", 1) != 1:
-        raise ValueError("the mean of samples (aid.methods.mean_of_samples) averages pixel images; it does not run "
-                         "in latent space")
+        raise NotInLatentSpace("the mean of samples (aid.methods.mean_of_samples) averages pixel images; it does "
+                               "not run in latent space")
     return latent_sampler(fn, codec, labels, **(LATENT_AID if method == "aid" else {}))
 
 

@@ -3,7 +3,7 @@ methods (DEFT, AID) with their trained modules loaded. Used by `aid inpaint`, th
 from __future__ import annotations
 
 import inspect
-from functools import partial
+from functools import partial, update_wrapper
 
 from aid.baselines import METHODS
 from aid.baselines.deft import deft, h_transform
@@ -33,12 +33,20 @@ VARIANTS = {
 NAMES = [*METHODS, "aid", *VARIANTS]  # every method by name, in the order of the benchmark's tables
 # Variants that run with another trained module than their method's (the benchmark's --aid-sharp): name -> its key.
 OWN_MODULE = {"aid_sharp": "aid_sharp", "aid_sharp_ancestral": "aid_sharp", "aid_sharp_mean2": "aid_sharp"}
-SEED_STRIDE = 1000  # sample j of an image whose seed is i draws with seed i + SEED_STRIDE·j (mean_of_samples)
+# Sample j of an image whose seed is i draws with seed i + SEED_STRIDE·j (mean_of_samples): distinct within an image;
+# beyond 1,000 images (seeds 0–999 in the benchmark) another image's first sample may share its noise, harmless to
+# each image's mean.
+SEED_STRIDE = 1000
 
 
 def base_method(name: str) -> str:
     """The method a name runs: itself, or a variant's (aid_paste -> aid)."""
     return VARIANTS[name][0] if name in VARIANTS else name
+
+
+def averages(name: str) -> bool:
+    """Whether a name runs the mean of several samples (mean_of_samples: aid_sharp_mean2)."""
+    return "samples" in VARIANTS.get(name, (name, {}))[1]
 
 
 def module_key(name: str) -> str:
@@ -69,19 +77,24 @@ def mean_of_samples(fn):
     seeds + SEED_STRIDE·j (j < M), each clamped to [-1, 1]; its report counts the M samplers' NFE, VJP and seconds.
     A sampler drawing near posterior samples has about twice the posterior mean's hole MSE (the sample's spread
     adds the posterior variance once more); the mean of M removes (M − 1)/M of that spread, and blurs as the
-    posterior mean does (higher FD_fmnist). benchmarks/sample_mean.py measures it against one sample of M·K steps."""
-    def mean(net, y, mask, seeds, num_steps, samples=1, **kwargs):
+    posterior mean does (higher FD_fmnist). benchmarks/sample_mean.py measures it against one sample of M·K steps.
+    Pixel images only (aid.latent refuses it)."""
+    params = list(inspect.signature(fn).parameters.values())
+    if any(p.name == "samples" for p in params):
+        raise ValueError(f"mean_of_samples: {getattr(fn, '__name__', fn)!r} already takes samples")
+
+    def mean(net, y, mask, seeds, *args, samples=1, **kwargs):
         if samples < 1:
             raise ValueError(f"samples must be >= 1, got {samples}")
         total, report = 0, None
         for j in range(samples):
-            x, rep = fn(net, y, mask, [int(s) + SEED_STRIDE * j for s in seeds], num_steps=num_steps, **kwargs)
+            x, rep = fn(net, y, mask, [int(s) + SEED_STRIDE * j for s in seeds], *args, **kwargs)
             total = total + x.clamp(-1, 1)
             report = rep if report is None else {k: v + rep[k] if k in ("nfe", "vjp", "seconds") else v
                                                  for k, v in report.items()}
         return total / samples, report
+    update_wrapper(mean, fn)  # __wrapped__: the keywords a partial fn binds stay visible
     # fn's signature with `samples` added, so that defaults() and a benchmark cell's hyperparameters see both
-    params = list(inspect.signature(fn).parameters.values())
     samples = inspect.Parameter("samples", inspect.Parameter.KEYWORD_ONLY, default=1)
     mean.__signature__ = inspect.Signature([p for p in params if p.kind != p.VAR_KEYWORD] + [samples] +
                                            [p for p in params if p.kind == p.VAR_KEYWORD])

@@ -270,7 +270,8 @@ def test_amortized_methods_without_a_module_are_skipped_with_the_reason(backbone
     assert "no --deft PATH given" in skipped["deft"] and "python -m aid.baselines.deft" in skipped["deft"]
     assert "no --aid PATH given" in skipped["aid"] and "no --aid PATH given" in skipped["aid_paste"]
     assert "no --aid-sharp PATH given" in skipped["aid_sharp"] and "--objective denoising" in skipped["aid_sharp"]
-    for method, flag in (("aid_paste", "--aid"), ("aid_sharp", "--aid-sharp"), ("aid_sharp_ancestral", "--aid-sharp")):
+    for method, flag in (("aid_paste", "--aid"), ("aid_sharp", "--aid-sharp"), ("aid_sharp_ancestral", "--aid-sharp"),
+                         ("aid_sharp_mean2", "--aid-sharp")):
         with pytest.raises(SystemExit):
             sq.main(["--backbone", backbone, "--out", "unused", "--methods", method])
         assert f"error: --methods {method} needs {flag} PATH" in capsys.readouterr().err

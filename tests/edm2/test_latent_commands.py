@@ -149,7 +149,7 @@ def test_train_an_unconditional_net_without_a_guide(latent_files, tmp_path):
     assert "labels" not in extra["fingerprints"] and extra["iterations"] == 1
 
 
-def test_inpaint_refuses_a_pixel_module_and_edm2_flags_without_vae(trained, latent_files, tmp_path, capsys):
+def test_inpaint_refuses_pixel_modules_edm2_flags_without_vae_means_on_latents(trained, latent_files, tmp_path, capsys):
     from aid.guidance.networks import GuidanceModule
     pixel = GuidanceModule(3, width=8, depth=1, emb=8)
     save_module(pixel, str(tmp_path / "pixel.safetensors"), "GuidanceModule", pixel.config)
@@ -160,6 +160,9 @@ def test_inpaint_refuses_a_pixel_module_and_edm2_flags_without_vae(trained, late
     assert cli.main(["inpaint", latent_files["images"], "--mask-kind", "center_box", "--out", str(tmp_path / "p"),
                      "--class-labels", "3"]) == 1
     assert "--class-labels applies in EDM2's latent space only" in capsys.readouterr().err
+    assert cli.main(["inpaint", latent_files["images"], "--mask-kind", "center_box", "--out", str(tmp_path / "q"),
+                     "--method", "aid_sharp_mean2", *edm2_flags(latent_files)]) == 1
+    assert "--method aid_sharp_mean2 averages pixel images; with --vae" in capsys.readouterr().err
 
 
 def test_bench_quick_in_latent_space(trained, latent_files, h_transform, tmp_path, capsys):

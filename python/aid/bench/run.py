@@ -52,6 +52,7 @@ from aid.data.masks import KINDS, TEST_SET_VERSION, benchmark_masks
 from aid.edm import DEFAULT_BACKBONE, load
 from aid.guidance.distributed import init_distributed
 from aid.guidance.sample import BUNDLED_GUIDANCE, bundled_guidance
+from aid.latent import NotInLatentSpace
 from aid.methods import load_sampler, module_key
 
 AMORTIZED = {  # methods that need a trained module: the option that gives it, and how to get one
@@ -93,7 +94,7 @@ def prepare(s: Settings, device: torch.device | None = None):
     for name, fn in methods.items():
         try:
             wrapped[name] = wrap(name, fn)
-        except ValueError as e:  # a method that cannot run in latent space
+        except NotInLatentSpace as e:
             skipped[name] = str(e)
     return net, gt[:s.images], wrapped, skipped
 
@@ -335,9 +336,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deft", metavar="PATH", help="DEFT's trained h-transform (h.safetensors); else DEFT is skipped")
     p.add_argument("--aid", metavar="PATH", help="AID's trained guidance module [the bundled one, if there is one and "
                    "--backbone is the bundled one]; without one AID is skipped")
-    p.add_argument("--aid-sharp", metavar="PATH", help="the guidance module of AID's sharp setting (method aid_sharp) "
-                   "[the bundled one, as for --aid], run with its field scaled by aid.methods.SHARP_SCALE; without one "
-                   "aid_sharp is skipped")
+    p.add_argument("--aid-sharp", metavar="PATH", help="the guidance module of AID's sharp settings (aid_sharp, "
+                   "aid_sharp_ancestral, aid_sharp_mean2) [the bundled one, as for --aid], run with its field scaled "
+                   "by aid.methods.SHARP_SCALE; without one they are skipped")
     p.add_argument("--examples", type=int, default=3, help="example images per mask kind in examples.png [3]")
     p.add_argument("--example-nfe", type=int, default=19, help="examples.png shows each method at this cost [19]")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -16,8 +16,9 @@ def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-# matplotlib's ten default colours, then eight more: the benchmark has eleven methods and more variants.
-PALETTE = [f"C{i}" for i in range(10)] + ["black", "gold", "lime", "navy", "magenta", "teal", "sienna", "olive"]
+# matplotlib's ten default colours, then twelve more: the benchmark has eleven methods and more variants.
+PALETTE = [f"C{i}" for i in range(10)] + ["black", "gold", "lime", "navy", "magenta", "teal", "sienna", "olive",
+                                          "crimson", "darkviolet", "deepskyblue", "darkseagreen"]
 
 
 def curve_styles(curves: list) -> dict:
