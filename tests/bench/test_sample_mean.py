@@ -45,6 +45,17 @@ def test_mean_of_samples_adds_its_argument_to_the_signature_and_refuses_none():
     assert hyperparameters(bound) == {"eta": 0.25, "guidance_scale": 1.5, "samples": 1}
 
 
+def test_antithetic_samples_come_in_pairs_with_one_seed_and_negated_noise():
+    seen = []
+
+    def fn(net, y, mask, seeds, num_steps, antithetic=False):
+        seen.append((list(seeds), antithetic))
+        return torch.zeros(len(seeds), 1, 1, 1), {"nfe": num_steps, "vjp": 0}
+
+    mean_of_samples(fn)(None, None, None, [0, 1], num_steps=1, samples=3, antithetic=True)
+    assert seen == [([0, 1], False), ([0, 1], True), ([SEED_STRIDE, SEED_STRIDE + 1], False)]
+
+
 def test_one_sample_is_its_own_mean_and_two_cost_twice_as_much(backbone):
     from benchmarks.sample_mean import markdown, measure
     torch.manual_seed(0)

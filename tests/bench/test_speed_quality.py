@@ -299,6 +299,8 @@ def test_every_method_runs_and_zero_amortized_modules_equal_their_baselines(fmni
     # the mean of 2 samples: target 3 is 1 step per sample (cost 2 and 4 tie; the smaller wins)
     mean2 = cells["center_box/aid_sharp_mean2/1"]
     assert mean2["hyperparameters"] == {**scaled, "eta": 1.0, "samples": 2} and mean2["nfe"] == 2
+    anti2 = cells["center_box/aid_sharp_antithetic2/1"]
+    assert anti2["hyperparameters"] == {**mean2["hyperparameters"], "antithetic": True} and anti2["nfe"] == 2
     same = dict(deft="paste", aid="replacement", aid_paste="paste", aid_sharp="replacement")
     for name, same_as in same.items():
         assert cells[f"center_box/{name}/3"]["hole_psnr"] == cells[f"center_box/{same_as}/3"]["hole_psnr"]

@@ -133,28 +133,31 @@ def test_label_dropout_zeroes_whole_labels_only_while_training():
     assert drop_labels(labels, 0.3, training=False) is labels and drop_labels(labels, 0.0, True) is labels
 
 
-def test_ddim_eta_steps_follow_their_formula_and_keep_seeds_per_image():
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_ddim_eta_steps_follow_their_formula_and_keep_seeds_per_image(antithetic):
     """sample(eta=η): DDIM(η) from the guided denoiser D' = D + σ·u, x' = D' + √(1−η²)(σ'/σ)(x − D') + η·σ'·z,
-    then the projection; z from each image's own generator after the projection's draw; η = 0 is the Euler
-    step; image i depends on seed i only."""
+    then the projection; z from each image's own generator after the projection's draw (antithetic: every draw
+    negated); η = 0 is the Euler step; image i depends on seed i only."""
     from aid.core.common import generators, randn_per_sample
-    net, c, eta = small_net(4), 0.02, 0.6
+    net, c, eta, sign = small_net(4), 0.02, 0.6, -1.0 if antithetic else 1.0
     y = torch.rand(2, 2, 16, 16) * 2 - 1
     mask = torch.zeros(2, 1, 16, 16)
     mask[..., :5] = 1
     u = lambda x, sig, D, sn: torch.full_like(x, c)  # noqa: E731
     s = edm_sigmas(2, device="cpu", dtype=torch.float32)
     gens = generators([3, 4], "cpu")
-    x = s[0] * randn_per_sample(gens, (2, 16, 16), "cpu")
+    draw = lambda: sign * randn_per_sample(gens, (2, 16, 16), "cpu")  # noqa: E731
+    x = s[0] * draw()
     for i in range(2):
         D = net(x, s[i].expand(2))
-        z_known, z = randn_per_sample(gens, (2, 16, 16), "cpu"), randn_per_sample(gens, (2, 16, 16), "cpu")
+        z_known, z = draw(), draw()
         Dg = D + s[i] * c
         x = Dg + (1 - eta**2) ** 0.5 * (s[i + 1] / s[i]) * (x - Dg) + eta * s[i + 1] * z
         x = mask * (y + s[i + 1] * z_known) + (1 - mask) * x
-    out = sample(net, [3, 4], num_steps=2, solver="euler", guidance=u, mask=mask, y=y, eta=eta)
+    out = sample(net, [3, 4], num_steps=2, solver="euler", guidance=u, mask=mask, y=y, eta=eta, antithetic=antithetic)
     torch.testing.assert_close(out, x, rtol=1e-4, atol=1e-4)
-    one = sample(net, [4], num_steps=2, solver="euler", guidance=u, mask=mask[1:], y=y[1:], eta=eta)
+    one = sample(net, [4], num_steps=2, solver="euler", guidance=u, mask=mask[1:], y=y[1:], eta=eta,
+                 antithetic=antithetic)
     torch.testing.assert_close(one, out[1:], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(sample(net, [3], num_steps=3, solver="euler", eta=0.0),
                                sample(net, [3], num_steps=3, solver="euler"), rtol=0, atol=0)

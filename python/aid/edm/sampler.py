@@ -72,7 +72,7 @@ def _progress(it, enabled: bool, desc: str):
 @torch.no_grad()
 def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=0.002, sigma_max=80.0, rho=7.0,
            guidance: Guidance | None = None, mask=None, y=None, class_labels=None, device=None, progress=False,
-           return_trajectory=False, ops=aid_ext, dtype=torch.float32, eta: float = 0.0):
+           return_trajectory=False, ops=aid_ext, dtype=torch.float32, eta: float = 0.0, antithetic: bool = False):
     """Draw len(seeds) images with the deterministic EDM sampler (or, with eta > 0, DDIM(η) steps).
 
     net          an EDMPrecond-like callable D(x, sigma[B]) (frozen backbone).
@@ -86,6 +86,8 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
                  dtype of the state.
     eta          > 0 (Euler only): every step is DDIM(η) with fresh noise from each image's generator
                  (guided_step); 1 is DDPM-like ancestral sampling. 0: the probability-flow ODE.
+    antithetic   every noise draw negated: the antithetic twin of the sample with the same seeds, as likely as it
+                 and anticorrelated with it (aid.methods.mean_of_samples).
     Returns x_N [B, C, H, W] in dtype (and the list of states x_0..x_N if asked).
     """
     if solver not in ("euler", "heun"):
@@ -104,8 +106,10 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
     if y is not None:
         y = known_part(y, mask)
     gens = generators(seeds, device)
+    sign = -1.0 if antithetic else 1.0
+    noise = lambda: sign * randn_per_sample(gens, shape, device, dtype)  # noqa: E731
     sigmas = edm_sigmas(num_steps, sigma_min, sigma_max, rho, device, dtype)
-    x = sigmas[0] * randn_per_sample(gens, shape, device, dtype)
+    x = sigmas[0] * noise()
     D_of = lambda x_, s_: net(x_, s_, class_labels=class_labels)  # noqa: E731
     trajectory = [x] if return_trajectory else None
     eta_t = sigmas.new_full((B,), eta) if eta else None
@@ -113,9 +117,9 @@ def sample(net, seeds: Sequence[int], *, num_steps=18, solver="heun", sigma_min=
         s, sn = sigmas[i].expand(B), sigmas[i + 1].expand(B)
         D = D_of(x, s)
         u = None if guidance is None else guidance(x, s, D, sn)
-        z = None if mask is None else randn_per_sample(gens, shape, device, dtype)
+        z = None if mask is None else noise()
         heun = solver == "heun" and i < num_steps - 1  # no correction on the last step (σ_N = 0)
-        stochastic = dict(eta=eta_t, z_eta=randn_per_sample(gens, shape, device, dtype)) if eta else {}
+        stochastic = dict(eta=eta_t, z_eta=noise()) if eta else {}
         x = guided_step(D_of, x, D, s, sn, u=u, heun=heun, mask=mask, y=y, z=z, ops=ops, **stochastic)
         if return_trajectory:
             trajectory.append(x)

@@ -60,7 +60,7 @@ def _check(backbone, actor, y, mask, seeds, guidance_scale) -> None:
 
 @torch.no_grad()
 def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, solver="euler", paste=True,
-               guidance_scale=1.0, progress=False, project=True, eta=None):
+               guidance_scale=1.0, progress=False, project=True, eta=None, antithetic=False):
     """Inpaint with AID: x_{i+1} = Step_D(x_i) + Δr_i·s·μ_φ(σ_i, x_i; y, m, D), then x̂ = m⊙y + (1−m)⊙x_N.
 
     backbone  the frozen EDM backbone the actor was trained with.
@@ -78,6 +78,7 @@ def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, so
               Ψ = ‖X_T − x0‖² pulls towards the blurry posterior mean); s < 1 trades fidelity for sharpness,
               roughly like training with β/s (exactly so where the control is weak; s > 1 is not like a lower β,
               docs/method.md); 0 is unguided + paste.
+    antithetic  every noise draw negated (aid.edm.sample): the twin of the sample with the same seeds.
     Returns (x [B, C, H, W], report) with report = {nfe, vjp (0), actor_params, seconds}; nfe counts network
     evaluations: backbone calls × the backbone's `evals_per_call` (2 for an autoguided aid.edm2.Denoiser).
     The result is returned as it is, finite or not (the benchmark counts non-finite images; what writes files,
@@ -93,7 +94,7 @@ def sample_aid(backbone, actor, y, mask, seeds, num_steps=ACConfig.num_steps, so
     known = dict(mask=mask, y=y) if project else {}
     eta = eta_of(actor) if eta is None else eta
     x = sample(backbone, seeds, num_steps=num_steps, solver=solver, guidance=guidance, progress=progress, eta=eta,
-               **known)
+               antithetic=antithetic, **known)
     if paste:
         x = aid_ext.mask_project(x, mask, y, torch.zeros(x.shape[0], device=device))
     if device.type == "cuda":
