@@ -100,8 +100,8 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"[{' '.join(DEMO_METHODS)}], from {', '.join(NAMES)}")
     p.add_argument("--nfe", nargs="+", type=int, default=[5, 9, 19], help="target costs, NFE + VJP per image [5 9 19]")
     p.add_argument("--guidance", help="AID's guidance module [the bundled one]; without one AID is reported skipped")
-    p.add_argument("--guidance-sharp", help="the guidance module of AID's sharp settings (aid_sharp, "
-                   "aid_sharp_ancestral, aid_sharp_mean2, ...) [the bundled one]; without one they are reported skipped")
+    p.add_argument("--guidance-sharp", help="the guidance module of AID's sharp settings (aid_sharp and its "
+                   "variants) [the bundled one]; without one they are reported skipped")
     p.add_argument("--batch", type=int, help="images per sampler call [all of them]")
     p.add_argument("--examples", type=int, default=2, help="images per mask type in the comparison grid [2]")
     p.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")

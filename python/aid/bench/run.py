@@ -336,8 +336,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deft", metavar="PATH", help="DEFT's trained h-transform (h.safetensors); else DEFT is skipped")
     p.add_argument("--aid", metavar="PATH", help="AID's trained guidance module [the bundled one, if there is one and "
                    "--backbone is the bundled one]; without one AID is skipped")
-    p.add_argument("--aid-sharp", metavar="PATH", help="the guidance module of AID's sharp settings (aid_sharp, "
-                   "aid_sharp_ancestral, aid_sharp_mean2, ...) [the bundled one, as for --aid], run with its field scaled "
+    p.add_argument("--aid-sharp", metavar="PATH", help="the guidance module of AID's sharp settings (aid_sharp and its "
+                   "variants) [the bundled one, as for --aid], run with its field scaled "
                    "by aid.methods.SHARP_SCALE; without one they are skipped")
     p.add_argument("--examples", type=int, default=3, help="example images per mask kind in examples.png [3]")
     p.add_argument("--example-nfe", type=int, default=19, help="examples.png shows each method at this cost [19]")
