@@ -100,7 +100,8 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--images", type=int, default=128, help="validation images (the last of the training split)")
     p.add_argument("--methods", nargs="+", default=["aid_sharp_ancestral"], choices=SINGLE,
-                   help="methods that draw one sample (not aid_sharp_mean2) [aid_sharp_ancestral]")
+                   help="methods that draw one sample (not the averaging variants, aid.methods.averages) "
+                   "[aid_sharp_ancestral]")
     p.add_argument("--runs", nargs="+", type=parse_run, default=[parse_run(r) for r in ("1x19", "2x9", "1x9")],
                    metavar="MxK", help="M samples of K steps each [1x19 2x9 1x9]")
     p.add_argument("--masks", nargs="+", default=DEFAULTS["masks"], help="mask kinds [the benchmark's]")

@@ -151,7 +151,7 @@ def add_inpaint_arguments(p: argparse.ArgumentParser) -> None:
                    "(h.safetensors) [aid: the bundled one]")
     p.add_argument("--steps", type=int, help="sampling steps [aid: the K the guidance module was trained with "
                    "(trained over several: 9 if among them, else the largest); a baseline: its own default]; "
-                   "aid_sharp_mean2: per sample")
+                   "the averaging variants (aid_sharp_mean2, ...): per sample")
     p.add_argument("--solver", choices=["euler", "heun"], help="aid and deft only [aid: the guidance module's "
                    "training solver; deft: euler]")
     p.add_argument("--guidance-scale", type=float, help="aid only: multiplies the guidance field; below 1 is "

@@ -48,7 +48,7 @@ def base_method(name: str) -> str:
 
 
 def averages(name: str) -> bool:
-    """Whether a name runs the mean of several samples (mean_of_samples: aid_sharp_mean2)."""
+    """Whether a name runs the mean of several samples (mean_of_samples: aid_sharp_mean2, aid_sharp_antithetic2)."""
     return "samples" in VARIANTS.get(name, (name, {}))[1]
 
 
