@@ -43,6 +43,7 @@ def test_quick_writes_every_output_with_finite_numbers(quick):
         assert all(isinstance(v, float) and math.isfinite(v) for v in numbers), c
         assert c["known_max_abs_err"] == 0.0 and c["non_finite_images"] == 0, c  # known pixels pasted exactly
         assert math.isfinite(c["seam"]) and c["seam"] > 0, c  # outputs' jump across the boundary / the truth's
+        assert 0 < c["seam_se"] < c["seam"], c
         assert c["images"] == q["images"] and c["nfe"] + c["vjp"] == c["cost"]
         assert c["vjp"] == (c["num_steps"] if c["method"] == "pigdm" else 0)
     md = open(os.path.join(out, "results.md")).read()

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from aid.eval.metrics import boundary_jump, feature_stats, frechet_distance
+from aid.eval.metrics import boundary_jump, feature_stats, frechet_distance, seam_ratio
 
 
 def test_closed_form_for_commuting_covariances():
@@ -191,6 +191,31 @@ def test_boundary_jump_is_the_mean_step_across_the_mask_edge_only():
     assert torch.isnan(boundary_jump(y, torch.ones(1, 1, 6, 6))).all()  # no boundary
     with pytest.raises(ValueError, match="mask must be"):
         boundary_jump(y, torch.ones(1, 3, 6, 6))
+
+
+def test_seam_ratio_is_the_ratio_of_mean_seams_with_the_delta_method_error():
+    """R = mean(a)/mean(b) over the images whose mask has a boundary; its standard error shrinks as 1/√n and
+    matches the spread of R over independent sets of images."""
+    g = torch.Generator().manual_seed(0)
+    mask = torch.ones(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 0
+
+    def draw(n):  # clean images, and outputs whose seam is 0.8 of theirs on average, with noise per image
+        gt = torch.rand(n, 1, 8, 8, generator=g)
+        scale = 0.8 + 0.2 * torch.randn(n, 1, 1, 1, generator=g)
+        x = torch.where(mask.bool(), gt, gt.mean((2, 3), keepdim=True) + scale * (gt - gt.mean((2, 3), keepdim=True)))
+        return x, gt
+
+    x, gt = draw(4)
+    a, b = boundary_jump(x, mask.expand(4, -1, -1, -1)), boundary_jump(gt, mask.expand(4, -1, -1, -1))
+    r, se = seam_ratio(x, gt, mask.expand(4, -1, -1, -1))
+    assert r == pytest.approx(float(a.mean() / b.mean()))
+    assert se == pytest.approx(float((a - r * b).std() / (b.mean() * 2)))
+    no_boundary = torch.cat([mask.expand(4, -1, -1, -1), torch.ones(1, 1, 8, 8)])  # a fifth image: all known
+    assert seam_ratio(torch.cat([x, x[:1]]), torch.cat([gt, gt[:1]]), no_boundary) == pytest.approx((r, se))
+    ratios, errors = zip(*(seam_ratio(*draw(400), mask.expand(400, -1, -1, -1)) for _ in range(30)))
+    spread = torch.tensor(ratios).std().item()
+    assert 0.6 < sum(errors) / len(errors) / spread < 1.6  # the error says how far R moves between image sets
 
 
 def test_plot_curves_get_distinct_colours_for_every_benchmark_method():

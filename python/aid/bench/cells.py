@@ -9,7 +9,7 @@ import torch
 
 from aid.baselines import defaults, repaint_nfe
 from aid.core.common import device_of
-from aid.eval.metrics import boundary_jump, fmnist_distances, hole_mse, psnr, ssim
+from aid.eval.metrics import fmnist_distances, hole_mse, psnr, seam_ratio, ssim
 from aid.methods import base_method
 
 VJP_PER_STEP = {"dps", "pigdm"}
@@ -85,7 +85,7 @@ def cell_metrics(x, gt, mask, fd_min: int) -> dict:
                  "hole_mse": hole_mse(x, gt, mask)}
     for k, v in per_image.items():
         out[k], out[f"{k}_std"] = float(v.double().mean()), float(v.double().std())
-    out["seam"] = float(boundary_jump(x, mask).nanmean() / boundary_jump(gt, mask).nanmean())
+    out["seam"], out["seam_se"] = seam_ratio(x, gt, mask)
     why = f"{bad} non-finite images" if bad else f"{len(x)} < {fd_min} images" if len(x) < fd_min else None
     out.update(fmnist_distances(x, gt) if why is None else
                dict.fromkeys(["fd_fmnist", "kd_fmnist", "kd_fmnist_std"], f"skipped ({why})"))

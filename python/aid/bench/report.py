@@ -42,6 +42,11 @@ def fmt(v, spec: str) -> str:
     return format(v, spec) if isinstance(v, (int, float)) else "–"
 
 
+def seam(c: dict) -> str:
+    """A cell's seam, ± its standard error where the cell has one (cells measured before it do not)."""
+    return fmt(c.get("seam"), ".3f") + (f" ± {c['seam_se']:.3f}" if "seam_se" in c else "")
+
+
 def summary(cells: list[dict], chosen, title: str, images: int) -> list[str]:
     """A methods × mask kinds table of hole PSNR / FD_fmnist over the cells that chosen(cell) selects (at most one
     per method and mask kind), the best of each column in bold (highest hole PSNR, lowest FD_fmnist); each
@@ -101,7 +106,7 @@ def markdown(res: dict) -> str:
             lines.append(f"| {c['method']} | {c['nfe']}" + (f" + {c['vjp']}" if c["vjp"] else "") +
                          f" | {c['num_steps']}{' (default)' if c['default'] else ''} | {c['hole_psnr']:.2f} ± "
                          f"{sem:.2f} | {c['psnr']:.2f} | {c['ssim']:.3f} | {fmt(c['fd_fmnist'], '.4g')} | "
-                         f"{fmt(c['kd_fmnist'], '.3g')} | {fmt(c.get('seam'), '.3f')} | {c['seconds_per_image']:.4g} | "
+                         f"{fmt(c['kd_fmnist'], '.3g')} | {seam(c)} | {c['seconds_per_image']:.4g} | "
                          f"{processes(c)} | {c['images']} |")
     return "\n".join(lines) + "\n"
 

@@ -32,7 +32,8 @@ Fixed, so that reruns and other machines compare:
   "processes" says how many ran it; sharing the work never changes any other number); the largest
   |x − y| on known pixels (0 for a method that pastes); seam: the mean |jump| between 4-neighbours
   across the mask's boundary (aid.eval.metrics.boundary_jump) of the outputs over that of the
-  ground-truth images (1: no visible seam; cells from before it: –).
+  ground-truth images (1: no visible seam; cells from before it: –), ± its standard error
+  (aid.eval.metrics.seam_ratio; cells from before it: none).
 
 Cost = NFE + VJP per image (a vector–Jacobian product through the backbone counts as one more
 evaluation). A target cost T becomes num_steps by one rule for every method: num_steps is the
