@@ -22,7 +22,8 @@ guidance scales S (sample_aid(guidance_scale=S), value "PATH [s=S]"; 1, the trai
 with --aid-ancestral also on ancestral steps, "PATH [ancestral, s=S]").
 `--only-default` scores each of --methods at its default alone (any baseline: reference rows, e.g. DDNM at 100
 NFE), and `--fd` adds FD_fmnist per cell against the validation images (for a sharp setting; at a few hundred
-images it is biased upwards, so compare rows, not with the test tables).
+images it is biased upwards, so compare rows, not with the test tables) and the seam ratio (aid.eval.metrics.seam_ratio;
+on these images, which the backbone trained on, it reads higher than on the test split).
 Writes OUT/tune.json and OUT/tune.md (and prints the table).
 """
 from __future__ import annotations
@@ -42,7 +43,7 @@ from aid.bench.settings import DEFAULTS
 from aid.data.datasets import fashion_mnist
 from aid.data.masks import VALIDATION_MASK_SEED, masks
 from aid.edm import load
-from aid.eval.metrics import fmnist_distances, psnr
+from aid.eval.metrics import fmnist_distances, psnr, seam_ratio
 from aid.methods import load_sampler
 
 MASK_KINDS = DEFAULTS["masks"]  # the benchmark's default kinds
@@ -98,28 +99,31 @@ def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_past
     "PATH [ancestral]", on DDIM(η = 1) steps, and one per module and
     scale s ≠ 1 of aid_scales, "PATH [s=S]", its field scaled by s. only_default: each method at its default
     value only (a reference row, e.g. DDNM at its own 100 steps). fd: each value also holds "fd": {"mask/cost":
-    FD_fmnist against the validation images} (biased upwards at a few hundred images: compare rows only)."""
+    FD_fmnist against the validation images} (biased upwards at a few hundred images: compare rows only) and "seam":
+    {"mask/cost": the seam ratio}."""
     val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
     out = {}
     jobs = jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft, aid_ancestral)
     for method, name, value, hp, fn in tqdm(jobs, desc="tuning", dynamic_ncols=True):
         default = defaults(METHODS[method])[name] if method in GRID else None
         rec = out.setdefault(method, dict(hyperparameter=name, default=default, values={}))
-        scores, fds = {}, {}
+        scores, fds, seams = {}, {}, {}
         for k, m in val_masks.items():
             for t in targets:
                 x = inpaint(method, hp, net, gt, m, t, fn)
                 scores[f"{k}/{t}"] = psnr(x, gt, region=1 - m).mean().item()
                 if fd:
                     fds[f"{k}/{t}"] = fmnist_distances(x, gt)["fd_fmnist"]
-        rec["values"][str(value)] = dict(scores, mean=sum(scores.values()) / len(scores), **({"fd": fds} if fd else {}))
+                    seams[f"{k}/{t}"] = seam_ratio(x, gt, m)[0]
+        extra = dict(fd=fds, seam=seams) if fd else {}
+        rec["values"][str(value)] = dict(scores, mean=sum(scores.values()) / len(scores), **extra)
     for rec in out.values():
         rec["best"] = max(rec["values"], key=lambda v: rec["values"][v]["mean"])
     return out
 
 
 def markdown(res: dict, targets: list[int]) -> str:
-    """The hole-PSNR table (dB), and the FD_fmnist table below it where the values have one."""
+    """The hole-PSNR table (dB), and the FD_fmnist and seam tables below it where the values have them."""
     cols = [f"{k}/{t}" for k in MASK_KINDS for t in targets]
     rows = [(method, rec, v, s) for method, rec in res.items() for v, s in rec["values"].items()]
 
@@ -138,6 +142,8 @@ def markdown(res: dict, targets: list[int]) -> str:
     if all("fd" in s for *_, s in rows):
         lines += [""] + table("FD_fmnist against the validation images (biased upwards at this image count: compare "
                               "rows only)", lambda s, c: s["fd"][c], mean=False)
+        lines += [""] + table("Seam: the outputs' jump across the mask's boundary over the images' (1: none visible)",
+                              lambda s, c: s["seam"][c], mean=False)
     return "\n".join(lines)
 
 
@@ -156,7 +162,8 @@ def main(argv=None):
     p.add_argument("--aid-scale", nargs="+", type=float, default=[], metavar="S",
                    help="also score each --aid module with its field scaled by S (sample_aid's guidance_scale)")
     p.add_argument("--only-default", action="store_true", help="score each of --methods at its default only")
-    p.add_argument("--fd", action="store_true", help="also report FD_fmnist per cell (needs a few hundred --images)")
+    p.add_argument("--fd", action="store_true",
+                   help="also report FD_fmnist (needs a few hundred --images) and the seam ratio per cell")
     p.add_argument("--deft", default=BUNDLED_DEFT,
                    help="DEFT's h-transform, for --methods deft (default: the bundled one)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

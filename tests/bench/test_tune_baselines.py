@@ -38,11 +38,13 @@ def test_only_default_and_aid_scales(backbone, tmp_path):
     assert list(values) == [path, f"{path} [s=0.0]", f"{path} [s=2.0]"]  # s = 1 is the module itself, once
     scores = {v: s["mean"] for v, s in values.items()}
     assert len(set(scores.values())) == 3, scores  # each scale deploys a different field
-    assert all(len(s) == 4 + 2 for s in values.values())  # four mask kinds at one cost, the mean and "fd"
+    assert all(len(s) == 4 + 3 for s in values.values())  # four mask kinds at one cost, the mean, "fd" and "seam"
     fds = [f for rec in res.values() for s in rec["values"].values() for f in s["fd"].values()]
     assert len(fds) == 4 * 7 and all(math.isfinite(f) and f >= 0 for f in fds)
+    seams = [r for rec in res.values() for s in rec["values"].values() for r in s["seam"].values()]
+    assert len(seams) == 4 * 7 and all(math.isfinite(r) and r > 0 for r in seams)
     table = markdown(res, [5])
-    assert "FD_fmnist" in table and table.count("| aid |") == 2 * 3  # both tables list every AID value
+    assert "FD_fmnist" in table and "Seam" in table and table.count("| aid |") == 3 * 3  # each table: every AID value
 
 
 def test_aid_scales_on_ancestral_steps(backbone, tmp_path):
