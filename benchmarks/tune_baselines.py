@@ -23,7 +23,7 @@ with --aid-ancestral also on ancestral steps, "PATH [ancestral, s=S]").
 `--only-default` scores each of --methods at its default alone (any baseline: reference rows, e.g. DDNM at 100
 NFE), and `--fd` adds FD_fmnist per cell against the validation images (for a sharp setting; at a few hundred
 images it is biased upwards, so compare rows, not with the test tables) and the seam ratio (aid.eval.metrics.seam_ratio;
-on these images, which the backbone trained on, it reads higher than on the test split).
+on the centre box it read higher here than on the test split).
 Writes OUT/tune.json and OUT/tune.md (and prints the table).
 """
 from __future__ import annotations

@@ -1,4 +1,6 @@
 """Fréchet distance against closed forms on Gaussians."""
+import math
+
 import pytest
 import torch
 
@@ -39,7 +41,6 @@ def test_sample_statistics_converge_to_the_population_distance():
 
 # ---------------------------------------------------------------- PSNR, hole MSE, SSIM, KID, FD_fmnist
 
-import math  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -213,6 +214,11 @@ def test_seam_ratio_is_the_ratio_of_mean_seams_with_the_delta_method_error():
     assert se == pytest.approx(float((a - r * b).std() / (b.mean() * 2)))
     no_boundary = torch.cat([mask.expand(4, -1, -1, -1), torch.ones(1, 1, 8, 8)])  # a fifth image: all known
     assert seam_ratio(torch.cat([x, x[:1]]), torch.cat([gt, gt[:1]]), no_boundary) == pytest.approx((r, se))
+    diverged = x.clone()
+    diverged[0] = float("nan")
+    assert math.isnan(seam_ratio(diverged, gt, mask.expand(4, -1, -1, -1))[0])  # left in, as the other metrics do
+    one = seam_ratio(x[:1], gt[:1], mask)
+    assert math.isfinite(one[0]) and math.isnan(one[1])  # no error from a single image
     ratios, errors = zip(*(seam_ratio(*draw(400), mask.expand(400, -1, -1, -1)) for _ in range(30)))
     spread = torch.tensor(ratios).std().item()
     assert 0.6 < sum(errors) / len(errors) / spread < 1.6  # the error says how far R moves between image sets

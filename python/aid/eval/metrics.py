@@ -99,13 +99,15 @@ def boundary_jump(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def seam_ratio(x: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
     """(R, its standard error): the outputs' mean seam over the clean images' (boundary_jump of each, averaged over
     the images whose mask has a boundary; 1: no visible seam, < 1: smoother across the boundary than the images
-    are). The standard error is the delta method's for a ratio of two means of paired values,
-    std(a_i − R·b_i) / (mean(b)·√n): what a benchmark needs to tell 0.89 from 0.90."""
+    are). A non-finite output makes R NaN, as it does the other metrics. The standard error is the delta method's
+    for a ratio of two means of paired values, std(a_i − R·b_i) / (mean(b)·√n): it says whether 0.89 and 0.90
+    differ. NaN with fewer than 2 images."""
     a, b = boundary_jump(x, mask), boundary_jump(gt, mask)
-    has_boundary = ~(a.isnan() | b.isnan())
+    has_boundary = ~b.isnan()
     a, b = a[has_boundary], b[has_boundary]
     r = a.mean() / b.mean()
-    return float(r), float((a - r * b).std() / (b.mean() * len(a) ** 0.5))
+    n = len(a)
+    return float(r), float((a - r * b).std() / (b.mean() * n ** 0.5)) if n > 1 else float("nan")
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
