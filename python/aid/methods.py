@@ -34,8 +34,8 @@ VARIANTS = {
 }
 NAMES = [*METHODS, "aid", *VARIANTS]  # every method by name, in the order of the benchmark's tables
 # Variants that run with another trained module than their method's (the benchmark's --aid-sharp): name -> its key.
-OWN_MODULE = {name: "aid_sharp" for name in ("aid_sharp", "aid_sharp_ancestral", "aid_sharp_mean2",
-                                               "aid_sharp_antithetic2")}
+# Every aid_sharp* variant runs the sharp module.
+OWN_MODULE = {name: "aid_sharp" for name in VARIANTS if name.startswith("aid_sharp")}
 # Sample j of an image whose seed is i draws with seed i + SEED_STRIDE·j (mean_of_samples): distinct within an image;
 # beyond 1,000 images (seeds 0–999 in the benchmark) another image's first sample may share its noise, harmless to
 # each image's mean.

@@ -41,7 +41,6 @@ def test_sample_statistics_converge_to_the_population_distance():
 
 # ---------------------------------------------------------------- PSNR, hole MSE, SSIM, KID, FD_fmnist
 
-
 import numpy as np  # noqa: E402
 
 from aid.eval.metrics import fmnist_distances, fmnist_features, hole_mse, kernel_distance, psnr, ssim  # noqa: E402
