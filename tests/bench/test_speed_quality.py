@@ -11,7 +11,7 @@ from functools import partial, update_wrapper
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from aid.baselines.deft import KIND, HTransform
 from aid.bench import provenance, results
@@ -94,6 +94,28 @@ def test_merge_folds_in_the_cells_of_other_folders_made_the_same_way(fmnist, bac
     assert back["runs"][:3] == res[2]["runs"] and len(back["runs"]) == 4 and back["cells"] == res[2]["cells"]
     with pytest.raises(SystemExit, match="--merge: .* other settings: images"):
         sq.main(small + ["--out", str(tmp_path / "c"), "--images", "5", "--merge", a])
+
+
+def test_replace_takes_a_cell_measured_again_from_the_merged_folder(fmnist, backbone, tmp_path):
+    """--merge keeps OUT's cell of a name both folders have; with --replace the merged folder's cell (measured
+    again, e.g. for a field OUT's lacks) wins, with its examples, and both cells' targets."""
+    small = tiny(backbone, "--methods", "dps")  # DPS costs 2 per step: targets 2 and 3 both give 1 step
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    sq.main(small + ["--out", a, "--nfe", "2"])
+    sq.main(small + ["--out", b, "--nfe", "3"])
+    path = os.path.join(a, "results.json")
+    res = json.load(open(path))
+    del res["cells"]["center_box/dps/1"]["seam_se"]  # as in a cell measured before the field existed
+    json.dump(res, open(path, "w"))
+    ex = load_file(os.path.join(a, "examples.safetensors"))
+    save_file({k: torch.zeros_like(v) for k, v in ex.items()}, os.path.join(a, "examples.safetensors"))
+    sq.main(small + ["--out", a, "--nfe", "2", "--resume", "--merge", b])
+    assert "seam_se" not in json.load(open(path))["cells"]["center_box/dps/1"]  # kept: OUT's cell wins
+    sq.main(small + ["--out", a, "--nfe", "2", "--resume", "--merge", b, "--replace"])
+    cell, other = (json.load(open(os.path.join(f, "results.json")))["cells"]["center_box/dps/1"] for f in (a, b))
+    assert cell["seam_se"] == other["seam_se"] and cell["targets"] == [2, 3] and other["targets"] == [3]
+    ex_a, ex_b = (load_file(os.path.join(f, "examples.safetensors"))["center_box/dps/1"] for f in (a, b))
+    assert torch.equal(ex_a, ex_b) and ex_a.abs().sum() > 0
 
 
 def test_a_retrained_module_is_refused_until_its_methods_are_forgotten(fmnist, backbone, tmp_path):
@@ -219,6 +241,7 @@ def test_a_diverged_output_is_counted_and_reported_as_nan_not_hidden():
     (["--methods", "deft"], "--methods deft needs --deft PATH"),
     (["--nfe", "0"], "every --nfe >= 1"),
     (["--forget", "aid"], "--forget drops cells of a results folder being resumed: pass --resume too"),
+    (["--replace"], "--replace says which of two cells --merge keeps: pass --merge FOLDER too"),
 ])
 def test_bad_arguments_exit_with_a_clear_message(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:

@@ -68,25 +68,29 @@ def run_index(runs: list[dict], run: dict) -> int:
     return runs.index(run)
 
 
-def merge_from(res: dict, examples: dict, folder: str) -> None:
+def merge_from(res: dict, examples: dict, folder: str, replace: bool = False) -> None:
     """Fold in the cells of another results folder made with the same settings (e.g. part of the grid run
-    by another process or machine); cells already in res are kept (with the other's targets added)."""
+    by another process or machine); cells already in res are kept (with the other's targets added), or with
+    replace taken from the other folder (a cell measured again, e.g. for a field it lacked; its roles still joined)."""
     with open(os.path.join(folder, "results.json")) as f:
         other = json.load(f)
     differ = setup_differences(other["setup"], res["setup"]) + setup_differences(res["setup"], other["setup"])
     if differ:
         raise BenchmarkError(f"--merge: {folder} was made with other settings: {'; '.join(differ)}")
     index = [run_index(res["runs"], r) for r in other["runs"]]
-    new = {k: dict(c, run=index[c["run"]]) for k, c in other["cells"].items() if k not in res["cells"]}
+    new = {k: dict(c, run=index[c["run"]]) for k, c in other["cells"].items() if replace or k not in res["cells"]}
     for k in other["cells"].keys() & res["cells"].keys():
-        add_roles(res["cells"][k], other["cells"][k])
+        add_roles(new.get(k, res["cells"][k]), res["cells"][k] if k in new else other["cells"][k])
     res["cells"].update(new)
     res["setup"]["modules"].update(other["setup"]["modules"])
     res.setdefault("hole_fraction", {}).update(other.get("hole_fraction", {}))
+    for k in new:  # a replaced cell's examples are the other folder's, or measured again (Ledger)
+        examples.pop(k, None)
     ex_path = os.path.join(folder, "examples.safetensors")
     if os.path.exists(ex_path):
         examples.update({k: v for k, v in load_file(ex_path).items() if k in new})
-    print(f"merged {len(new)} cells from {folder}", flush=True)
+    print(f"merged {len(new)} cells from {folder}" + (" (replacing those of the same name)" if replace else ""),
+          flush=True)
 
 
 def hyperparameters(fn) -> dict:

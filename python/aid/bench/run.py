@@ -4,6 +4,7 @@ Fashion-MNIST test images, all on the same frozen EDM backbone.
     aid bench --out runs/sq                 # the full sweep (a GPU job); also python benchmarks/speed_quality.py
     aid bench --out runs/sq --resume        # continue it, or add cells
     aid bench --out runs/sq --resume --merge runs/sq_b   # fold in cells another process ran
+    aid bench --out runs/sq --resume --merge runs/sq_c --replace   # ... and replace cells it measured again
     aid bench --out /tmp/sq --quick         # the one-minute smoke version
     torchrun --nproc_per_node=N -m aid bench --out runs/sq   # the same, shared by N processes (or GPUs, machines)
 
@@ -140,7 +141,7 @@ class Ledger:
         examples = load_file(self.ex_path) if os.path.exists(self.ex_path) else {}
         self.examples = {k: v for k, v in examples.items() if k in res["cells"]}  # none of a forgotten cell
         for folder in s.merge:
-            merge_from(res, self.examples, folder)
+            merge_from(res, self.examples, folder, s.replace)
         check_hyperparameters(res["cells"], methods)
         if s.merge and self.examples:
             atomic_write(self.ex_path, lambda tmp: save_file(self.examples, tmp))
@@ -345,6 +346,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="keep the cells already in OUT/results.json, run the rest")
     p.add_argument("--merge", nargs="+", default=[], metavar="FOLDER",
                    help="first fold in the cells of other --out folders made with the same settings")
+    p.add_argument("--replace", action="store_true", help="with --merge: a merged cell replaces OUT's cell of the "
+                   "same name (one measured again), instead of being ignored")
     p.add_argument("--forget", nargs="+", default=[], choices=ALL_METHODS, metavar="METHOD",
                    help="with --resume: first drop these methods' cells and examples from OUT, e.g. to measure AID "
                         "again with a retrained module (--forget aid aid_paste --aid NEW)")

@@ -88,6 +88,7 @@ class Settings:
     resume: bool = False
     merge: list[str] = field(default_factory=list)
     forget: list[str] = field(default_factory=list)  # with resume: methods whose cells are dropped first
+    replace: bool = False  # a merged cell replaces one of the same name
 
     def __post_init__(self):
         self.methods, self.masks, self.nfe = (list(dict.fromkeys(v)) for v in (self.methods, self.masks, self.nfe))
@@ -98,6 +99,8 @@ class Settings:
                              f"{', '.join(ALL_METHODS)}; mask kinds {', '.join(KINDS)}")
         if self.forget and not self.resume:
             raise ValueError("--forget drops cells of a results folder being resumed: pass --resume too")
+        if self.replace and not self.merge:
+            raise ValueError("--replace says which of two cells --merge keeps: pass --merge FOLDER too")
         if (self.images < 2 or self.batch < 1 or self.fd_min_images < 2 or min(self.nfe, default=0) < 1
                 or self.expensive_images < 2):
             raise ValueError("need --images >= 2, --batch >= 1, --fd-min-images >= 2, every --nfe >= 1, "
