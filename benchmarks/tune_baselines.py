@@ -22,8 +22,8 @@ guidance scales S (sample_aid(guidance_scale=S), value "PATH [s=S]"; 1, the trai
 with --aid-ancestral also on ancestral steps, "PATH [ancestral, s=S]").
 `--only-default` scores each of --methods at its default alone (any baseline: reference rows, e.g. DDNM at 100
 NFE), and `--fd` adds FD_fmnist per cell against the validation images (for a sharp setting; at a few hundred
-images it is biased upwards, so compare rows, not with the test tables) and the seam ratio (aid.eval.metrics.seam_ratio;
-on the centre box it read higher here than on the test split).
+images it is biased upwards, so compare rows, not with the test tables) and the seam ratio with its standard error
+(aid.eval.metrics.seam_ratio; on the centre box it read higher here than on the test split).
 Writes OUT/tune.json and OUT/tune.md (and prints the table).
 """
 from __future__ import annotations
@@ -99,23 +99,23 @@ def tune(net, gt, methods: list[str], targets: list[int], aid_paths=(), aid_past
     "PATH [ancestral]", on DDIM(η = 1) steps, and one per module and
     scale s ≠ 1 of aid_scales, "PATH [s=S]", its field scaled by s. only_default: each method at its default
     value only (a reference row, e.g. DDNM at its own 100 steps). fd: each value also holds "fd": {"mask/cost":
-    FD_fmnist against the validation images} (biased upwards at a few hundred images: compare rows only) and "seam":
-    {"mask/cost": the seam ratio}."""
+    FD_fmnist against the validation images} (biased upwards at a few hundred images: compare rows only), "seam":
+    {"mask/cost": the seam ratio} and "seam_se": {"mask/cost": its standard error}."""
     val_masks = {k: masks(k, len(gt), gt.shape[-1], VALIDATION_MASK_SEED).to(gt.device) for k in MASK_KINDS}
     out = {}
     jobs = jobs_for(net, methods, aid_paths, aid_paste, aid_scales, only_default, deft, aid_ancestral)
     for method, name, value, hp, fn in tqdm(jobs, desc="tuning", dynamic_ncols=True):
         default = defaults(METHODS[method])[name] if method in GRID else None
         rec = out.setdefault(method, dict(hyperparameter=name, default=default, values={}))
-        scores, fds, seams = {}, {}, {}
+        scores, fds, seams, seam_ses = {}, {}, {}, {}
         for k, m in val_masks.items():
             for t in targets:
                 x = inpaint(method, hp, net, gt, m, t, fn)
                 scores[f"{k}/{t}"] = psnr(x, gt, region=1 - m).mean().item()
                 if fd:
                     fds[f"{k}/{t}"] = fmnist_distances(x, gt)["fd_fmnist"]
-                    seams[f"{k}/{t}"] = seam_ratio(x, gt, m)[0]
-        extra = dict(fd=fds, seam=seams) if fd else {}
+                    seams[f"{k}/{t}"], seam_ses[f"{k}/{t}"] = seam_ratio(x, gt, m)
+        extra = dict(fd=fds, seam=seams, seam_se=seam_ses) if fd else {}
         rec["values"][str(value)] = dict(scores, mean=sum(scores.values()) / len(scores), **extra)
     for rec in out.values():
         rec["best"] = max(rec["values"], key=lambda v: rec["values"][v]["mean"])
@@ -127,7 +127,7 @@ def markdown(res: dict, targets: list[int]) -> str:
     cols = [f"{k}/{t}" for k in MASK_KINDS for t in targets]
     rows = [(method, rec, v, s) for method, rec in res.items() for v, s in rec["values"].items()]
 
-    def table(title, get, mean=True):
+    def table(title, get, mean=True, fmt="{:.2f}".format):
         head = ["| method | value | " + " | ".join(cols) + (" | mean |" if mean else " |"),
                 "|---|---:|" + "---:|" * (len(cols) + mean)]
         lines = [title, ""] + head if title else head
@@ -135,15 +135,16 @@ def markdown(res: dict, targets: list[int]) -> str:
             tag = (" (default)" if v == str(rec["default"]) else "") + (" **best**" if v == rec["best"] else "")
             cells = [get(s, c) for c in cols] + ([s["mean"]] if mean else [])
             value = "its defaults" if rec["hyperparameter"] == "default" else f"{rec['hyperparameter']} = {v}{tag}"
-            lines.append(f"| {method} | {value} | " + " | ".join(f"{x:.2f}" for x in cells) + " |")
+            lines.append(f"| {method} | {value} | " + " | ".join(map(fmt, cells)) + " |")
         return lines
 
     lines = table(None, lambda s, c: s[c])
     if all("fd" in s for *_, s in rows):
         lines += [""] + table("FD_fmnist against the validation images (biased upwards at this image count: compare "
                               "rows only)", lambda s, c: s["fd"][c], mean=False)
-        lines += [""] + table("Seam: the outputs' jump across the mask's boundary over the images' (1: none visible)",
-                              lambda s, c: s["seam"][c], mean=False)
+        lines += [""] + table("Seam ± its standard error: the outputs' jump across the mask's boundary over the "
+                              "images' (1: none visible)", lambda s, c: (s["seam"][c], s["seam_se"][c]), mean=False,
+                              fmt=lambda r: f"{r[0]:.3f} ± {r[1]:.3f}")
     return "\n".join(lines)
 
 

@@ -38,13 +38,16 @@ def test_only_default_and_aid_scales(backbone, tmp_path):
     assert list(values) == [path, f"{path} [s=0.0]", f"{path} [s=2.0]"]  # s = 1 is the module itself, once
     scores = {v: s["mean"] for v, s in values.items()}
     assert len(set(scores.values())) == 3, scores  # each scale deploys a different field
-    assert all(len(s) == 4 + 3 for s in values.values())  # four mask kinds at one cost, the mean, "fd" and "seam"
+    assert all(len(s) == 4 + 4 for s in values.values())  # four mask kinds at one cost, mean, fd, seam, seam_se
     fds = [f for rec in res.values() for s in rec["values"].values() for f in s["fd"].values()]
     assert len(fds) == 4 * 7 and all(math.isfinite(f) and f >= 0 for f in fds)
     seams = [r for rec in res.values() for s in rec["values"].values() for r in s["seam"].values()]
     assert len(seams) == 4 * 7 and all(math.isfinite(r) and r > 0 for r in seams)
+    ses = [e for rec in res.values() for s in rec["values"].values() for e in s["seam_se"].values()]
+    assert len(ses) == 4 * 7 and all(math.isfinite(e) and e > 0 for e in ses)  # 6 images: an error to report
     table = markdown(res, [5])
     assert "FD_fmnist" in table and "Seam" in table and table.count("| aid |") == 3 * 3  # each table: every AID value
+    assert f"{seams[0]:.3f} ± {ses[0]:.3f}" in table
 
 
 def test_aid_scales_on_ancestral_steps(backbone, tmp_path):
