@@ -80,7 +80,8 @@ def merge_from(res: dict, examples: dict, folder: str, replace: bool = False) ->
     index = [run_index(res["runs"], r) for r in other["runs"]]
     new = {k: dict(c, run=index[c["run"]]) for k, c in other["cells"].items() if replace or k not in res["cells"]}
     for k in other["cells"].keys() & res["cells"].keys():
-        add_roles(new.get(k, res["cells"][k]), res["cells"][k] if k in new else other["cells"][k])
+        kept, dropped = (new[k], res["cells"][k]) if replace else (res["cells"][k], other["cells"][k])
+        add_roles(kept, dropped)
     res["cells"].update(new)
     res["setup"]["modules"].update(other["setup"]["modules"])
     res.setdefault("hole_fraction", {}).update(other.get("hole_fraction", {}))
