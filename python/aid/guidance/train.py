@@ -43,6 +43,7 @@ from aid.core.checkpoint import sha256_of, writable_dir
 from aid.core.common import device_of
 from aid.core.distributed import all_mean, any_rank, rank_and_world
 from aid.core.nn import n_params
+from aid.core.training import SNAPSHOT_SECONDS
 from aid.data.masks import KINDS, mask_pool
 from aid.guidance.actor_critic import ACConfig, AIDTrainer, check_config, share_optimizers
 from aid.guidance.denoise import DenoisingTrainer
@@ -61,7 +62,6 @@ from aid.guidance.warm import freeze_all_but, warm_start, warm_start_critic
 
 TRAIN_MASK_SEED = 20_000  # mask pools use masks(kind, n, res, TRAIN_MASK_SEED + seed), never the benchmark's 10_000 + v
 OBJECTIVES = {"actor_critic": AIDTrainer, "denoising": DenoisingTrainer}  # the trainer of each objective
-SNAPSHOT_SECONDS = 600  # also snapshot when the last one is older than this
 AC_OPTIONS = [f for f in fields(ACConfig) if f.name != "num_steps"]  # ACConfig's CLI options (K is --steps)
 
 
