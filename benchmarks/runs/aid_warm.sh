@@ -5,7 +5,7 @@
 # aid_fidelity.sh's actor–critic (β = 0.5) started from it, its fresh critic fitted alone for 200 iterations first.
 # ROUNDS=R > 1: stage 1 in R denoising rounds (aid_sharp.sh), stage 2 from the last one, into
 # runs/aid_b05_dsm_rR_sSEED. Both stages resume: rerun the same command (STAGE1_ONLY=1: stage 1 alone).
-# Usage: [WARM=4000] [ROUNDS=1] bash benchmarks/runs/aid_warm.sh SEED [CORE]
+# Usage: [WARM=4000] [ROUNDS=1] bash benchmarks/runs/aid_warm.sh SEED [CORE]   (CORE: one core, or a list, "0,1")
 set -euo pipefail
 S=${1:?seed}; CORE=${2:-0}; WARM=${WARM:-4000}
 cd "$(dirname "$0")/../.."

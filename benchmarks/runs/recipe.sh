@@ -15,8 +15,12 @@ EMA=(--ema-halflife 200 --ema-rampup 0.1 --keep-snapshots)
 # The actor–critic's schedule: aid_fidelity.sh from scratch, and stage 2 of aid_warm.sh from the denoising warm start
 FIDELITY=(--iters 5000 --beta 0.5 --lr-actor 3e-4 --lr-decay-iters 5000 --snapshot-every 250 "${EMA[@]}")
 STAGE2=(--critic-warmup 200 "${FIDELITY[@]}")
-# One training call of seed S on core CORE (both set by the sourcing script), with the recipe's networks and batch
-train() { env OMP_NUM_THREADS=1 taskset -c "$CORE" python -m aid.guidance.train --seed "$S" "${RECIPE[@]}" "$@"; }
+# One training call of seed S on core CORE (both set by the sourcing script), with the recipe's networks and batch.
+# CORE may list several cores ("0,1": a run alone on the machine), one thread each.
+train() {
+  env OMP_NUM_THREADS="$(tr ',' '\n' <<< "$CORE" | wc -l)" taskset -c "$CORE" \
+    python -m aid.guidance.train --seed "$S" "${RECIPE[@]}" "$@"
+}
 # The denoising objective's settings shared by aid_warm.sh's stage 1 and aid_sharp.sh's later rounds
 DENOISE=(--objective denoising --batch 64 --snapshot-every 500 "${EMA[@]}")
 # The run folder of round R >= 2 of seed S's denoising rounds (aid_sharp.sh): runs/aid_dsm_sS_cont, _cont2, ...
